@@ -1,0 +1,450 @@
+import { decodeEvent } from "../../core/codec.js";
+import type { StoredEvent } from "../../core/envelope.js";
+import { TributaryError, errorMessage } from "../../core/errors.js";
+import { keys } from "../../core/keys.js";
+import type { Logger } from "../../core/logger.js";
+import { partitionOf } from "../../core/partition.js";
+import type { RedisClient } from "../../core/redis/connection.js";
+import { conversationStatus, lookupClientMessage, runningReply, type ConversationDecider, type ConversationState } from "../conversation/index.js";
+import type { ConversationCommand, ConversationDomainEvent } from "../conversation/index.js";
+import { costMicros, DEFAULT_MODEL, estimateTokens, reservationFor, type PriceTable } from "../economics/index.js";
+import type { CommandRecord, CommandResult } from "./command.js";
+import type { LedgerPort } from "./ledger-port.js";
+import type { AggregateRepository } from "./repository.js";
+import type { ReplyResponder } from "./responder.js";
+import { clearRunning, listRunning, markRunning } from "./running-set.js";
+
+type Conversations = AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>;
+
+export interface ConversationProcessOptions {
+  redis: RedisClient;
+  partitions: number;
+  conversations: Conversations;
+  decider: ConversationDecider;
+  ledgers: LedgerPort;
+  responder: ReplyResponder;
+  prices: PriceTable;
+  /** maxTokens when the message gives none (SIM_MAX_TOKENS). Not a cap: the message's own maxTokens is honoured. */
+  defaultMaxTokens: number;
+  log: Logger;
+  /** The clock for commands the runtime issues itself (deltas, completion); decisions never read it. */
+  now?: () => Date;
+}
+
+interface Runner {
+  replyId: string;
+  partition: number;
+  abort: AbortController;
+  /** Why it was aborted: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
+  reason?: "cancel" | "handover" | "shutdown";
+  done: Promise<void>;
+}
+
+export const ok = (value: Record<string, unknown>): CommandResult => ({ ok: true, value });
+export const fail = (e: TributaryError): CommandResult => ({
+  ok: false,
+  error: {
+    code: e.code,
+    message: e.message,
+    ...(e.details === undefined ? {} : { details: e.details }),
+    ...(e.retryAfter === undefined ? {} : { retryAfter: e.retryAfter }),
+  },
+});
+
+/**
+ * The conversation's process manager: everything around the pure decider that needs I/O — quota
+ * reservations on the ledgers before a reply starts (I8), the responder that streams the reply as
+ * `assistant.delta` events, cancel, and the settling of usage when a reply ends. One instance per
+ * worker; it only ever writes conversations of partitions the worker owns (I3).
+ */
+export class ConversationProcess {
+  private readonly runners = new Map<string, Runner>();
+  private readonly now: () => Date;
+
+  constructor(private readonly o: ConversationProcessOptions) {
+    this.now = o.now ?? (() => new Date());
+  }
+
+  async handle(cmd: CommandRecord): Promise<CommandResult> {
+    try {
+      switch (cmd.type) {
+        case "conversation.create":
+          return await this.create(cmd);
+        case "conversation.postMessage":
+          return await this.postMessage(cmd);
+        case "conversation.cancel":
+          return await this.cancel(cmd);
+        case "conversation.archive":
+          return await this.archive(cmd);
+        default:
+          throw new TributaryError("BAD_REQUEST", `unknown command type ${cmd.type}`, { permanent: true });
+      }
+    } catch (e) {
+      // A rejection or invalid command is an answer, not a failure to retry.
+      if (e instanceof TributaryError && (e.permanent || e.status < 500)) return fail(e);
+      throw e;
+    }
+  }
+
+  // ---- create
+
+  private async create(cmd: CommandRecord): Promise<CommandResult> {
+    const p = cmd.payload as { title?: string; model?: string; projectId?: string | null };
+    const command = this.o.decider.parseCommand({
+      type: "create",
+      at: cmd.at,
+      title: p.title,
+      model: p.model,
+      ownerId: cmd.principal.userId,
+      tenantId: cmd.principal.tenantId,
+      projectId: p.projectId ?? cmd.principal.projectId ?? null,
+    });
+    const { decision, loaded, appended } = await this.o.conversations.execute(cmd.aggregateId, cmd.id, cmd.at, (s) =>
+      this.o.decider.decide(command, s),
+    );
+    const ctx = loaded.state.context;
+    if (!decision.ok) {
+      // The same Idempotency-Key from the same owner answers the same conversation.
+      if (ctx.version > 0 && ctx.ownerId === cmd.principal.userId && ctx.tenantId === cmd.principal.tenantId) {
+        return ok({ id: cmd.aggregateId, title: ctx.title, model: ctx.model, createdAt: await this.createdAt(cmd.aggregateId) });
+      }
+      // Someone else's id: answer as if it did not exist (I9: never reveal a foreign id).
+      throw new TributaryError("CONFLICT", "conversation id already in use");
+    }
+    return ok({ id: cmd.aggregateId, title: ctx.title, model: ctx.model, createdAt: appended ? cmd.at : await this.createdAt(cmd.aggregateId) });
+  }
+
+  private async createdAt(id: string): Promise<string> {
+    const events = await this.o.conversations.store.read({ kind: "conversation", id }, { limit: 1 });
+    return events[0]?.at ?? this.now().toISOString();
+  }
+
+  // ---- post a message
+
+  private async postMessage(cmd: CommandRecord): Promise<CommandResult> {
+    const p = cmd.payload as { messageId: string; replyId: string; clientMessageId: string; text: string; maxTokens?: number };
+    const id = cmd.aggregateId;
+    // The caller's cap is the reply's cap (and what is reserved); a responder may stop earlier (the
+    // simulated one at SIM_MAX_TOKENS) and the unused part of the reservation is released.
+    const maxTokens = p.maxTokens ?? this.o.defaultMaxTokens;
+    const post = this.o.decider.parseCommand({
+      type: "postMessage",
+      at: cmd.at,
+      messageId: p.messageId,
+      replyId: p.replyId,
+      clientMessageId: p.clientMessageId,
+      text: p.text,
+      userId: cmd.principal.userId,
+      maxTokens,
+    });
+    if (post.type !== "postMessage") throw new Error("unreachable");
+
+    return this.o.conversations.exclusive(id, async () => {
+      const loaded = await this.o.conversations.load(id);
+      const ctx = loaded.state.context;
+      this.authorize(loaded.state, cmd, { write: true });
+
+      // CONTRACT §3: a repeated clientMessageId answers the first answer; another text is a conflict.
+      const seen = lookupClientMessage(loaded.state, p.clientMessageId, p.text);
+      if (seen.kind === "conflict") throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
+      if (seen.kind === "duplicate") {
+        const offset = await this.offsetOfVersion(id, seen.receivedVersion);
+        return ok({ status: 200, messageId: seen.messageId, replyId: seen.replyId, offset });
+      }
+      // Dry run: would the conversation accept it (not archived, no reply running)? Only then reserve.
+      const dry = this.o.decider.decide(post, loaded.state);
+      if (!dry.ok) throw new TributaryError(dry.rejection.code, dry.rejection.message);
+
+      const model = ctx.model || DEFAULT_MODEL;
+      const amounts = reservationFor(this.o.prices, model, p.text, maxTokens);
+      const reserved = await this.o.ledgers.reserve({
+        tenantId: ctx.tenantId,
+        userId: cmd.principal.userId,
+        projectId: ctx.projectId,
+        tier: cmd.principal.tier,
+        reservationId: p.replyId,
+        tokens: amounts.tokens,
+        costMicros: amounts.costMicros,
+        conversationId: id,
+        at: cmd.at,
+      });
+      if (!reserved.ok) {
+        await this.appendUnlocked(id, `${cmd.id}:reject`, cmd.at, {
+          type: "reject",
+          at: cmd.at,
+          clientMessageId: p.clientMessageId,
+          code: reserved.rejection.code,
+          message: reserved.rejection.message,
+        });
+        throw new TributaryError(reserved.rejection.code, reserved.rejection.message, reserved.rejection.retryAfter === undefined ? {} : { retryAfter: reserved.rejection.retryAfter });
+      }
+
+      const partition = partitionOf(id, this.o.partitions);
+      await markRunning(this.o.redis, partition, id);
+      // The state is unchanged since the dry run (we hold the aggregate's lock), so its decision is
+      // reused: one XState transition fewer on the hottest command.
+      const checked = loaded.state;
+      const { decision, appended } = await this.o.conversations.executeUnlocked(id, cmd.id, cmd.at, (s) =>
+        s === checked ? dry : this.o.decider.decide(post, s),
+      );
+      if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
+      const offset = appended?.offsets[0];
+      this.startRunner(id, partition);
+      return ok({ status: 201, messageId: p.messageId, replyId: p.replyId, offset });
+    });
+  }
+
+  /** Append under the aggregate lock the caller already holds; a rejection becomes the error. */
+  private async appendUnlocked(id: string, commandId: string, at: string, command: ConversationCommand) {
+    const { decision, appended, loaded } = await this.o.conversations.executeUnlocked(id, commandId, at, (s) => this.o.decider.decide(command, s));
+    if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
+    return { offsets: appended?.offsets ?? [], loaded };
+  }
+
+  /**
+   * Offset of the event with `version` (a repeated message's answer). The message is usually recent:
+   * scan back from the end of the Redis stream; if it has moved to the archive, read the history.
+   */
+  private async offsetOfVersion(id: string, version: number): Promise<string> {
+    for await (const { offset, event } of this.newestFirst(id)) {
+      if (event.version === version) return offset;
+      if (event.version < version) break;
+    }
+    const archived = await this.o.conversations.offsetOfVersion(id, version);
+    if (archived === undefined) throw new Error(`conversation ${id}: version ${version} not found in Redis or the archive`);
+    return archived;
+  }
+
+  /** The conversation's events still in Redis, newest first, in pages (recent history is cheap). */
+  private async *newestFirst(id: string, pageSize = 200): AsyncGenerator<{ offset: string; event: StoredEvent }> {
+    const key = keys.stream(partitionOf(id, this.o.partitions), "conversation", id);
+    let end = "+";
+    for (;;) {
+      const page = (await this.o.redis.xrevrangeBuffer(key, end, "-", "COUNT", pageSize)) as Array<[Buffer, Buffer[]]>;
+      for (const [entryId, fields] of page) {
+        const raw = fields[1]; // fields are [e, <stored event>, h, <hash>]
+        if (raw) yield { offset: entryId.toString(), event: decodeEvent(raw) };
+      }
+      const last = page[page.length - 1];
+      if (page.length < pageSize || !last) return;
+      end = `(${last[0].toString()}`;
+    }
+  }
+
+  // ---- cancel and archive
+
+  private async cancel(cmd: CommandRecord): Promise<CommandResult> {
+    const id = cmd.aggregateId;
+    const runner = this.runners.get(id);
+    if (runner) {
+      const loaded = await this.o.conversations.load(id);
+      this.authorize(loaded.state, cmd, { write: true });
+      runner.reason = "cancel";
+      runner.abort.abort();
+      await runner.done;
+      return ok({ cancelled: true });
+    }
+    return this.o.conversations.exclusive(id, async () => {
+      const loaded = await this.o.conversations.load(id, { fresh: true });
+      this.authorize(loaded.state, cmd, { write: true });
+      const reply = runningReply(loaded.state);
+      if (!reply) return ok({ cancelled: false });
+      // A reply with no runner here is an orphan (its worker died): end it as cancelled, billed so far.
+      await this.endOrphan(id, loaded.state, "cancel", cmd.at);
+      return ok({ cancelled: true });
+    });
+  }
+
+  private async archive(cmd: CommandRecord): Promise<CommandResult> {
+    const command = this.o.decider.parseCommand({ type: "archive", at: cmd.at, userId: cmd.principal.userId });
+    const loaded = await this.o.conversations.load(cmd.aggregateId);
+    this.authorize(loaded.state, cmd, { write: true });
+    const { decision } = await this.o.conversations.execute(cmd.aggregateId, cmd.id, cmd.at, (s) => this.o.decider.decide(command, s));
+    if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
+    return ok({ archived: true });
+  }
+
+  /** I9: the edge checks too, but the actor never trusts a caller with another tenant's data. */
+  private authorize(state: ConversationState, cmd: CommandRecord, opts: { write: boolean }): void {
+    const ctx = state.context;
+    const sameTenant = ctx.tenantId === cmd.principal.tenantId;
+    const isOwner = sameTenant && ctx.ownerId === cmd.principal.userId;
+    const privileged = sameTenant && (cmd.principal.roles.includes("admin") || (!opts.write && cmd.principal.roles.includes("auditor")));
+    if (ctx.version === 0 || !(isOwner || privileged)) throw new TributaryError("NOT_FOUND", "conversation not found");
+  }
+
+  // ---- the reply
+
+  private startRunner(id: string, partition: number): void {
+    const abort = new AbortController();
+    const runner: Runner = { replyId: "", partition, abort, done: Promise.resolve() };
+    this.runners.set(id, runner);
+    runner.done = this.runReply(id, runner)
+      .catch((e: unknown) => this.o.log.error({ err: errorMessage(e), conversationId: id }, "reply runner failed"))
+      .finally(() => {
+        if (this.runners.get(id) === runner) this.runners.delete(id);
+      });
+  }
+
+  private async runReply(id: string, runner: Runner): Promise<void> {
+    const repo = this.o.conversations;
+    const first = await repo.load(id);
+    const reply = runningReply(first.state);
+    if (!reply) return;
+    runner.replyId = reply.replyId;
+    const model = reply.model;
+    let index = reply.nextIndex;
+    let text = reply.text;
+    let usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
+    let finishReason = "stop";
+    let failure: { code: string; message: string } | undefined;
+    try {
+      const stream = this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal: runner.abort.signal, skip: index });
+      for await (const chunk of stream) {
+        if (runner.abort.signal.aborted) break;
+        if (chunk.kind === "delta") {
+          const at = this.now().toISOString();
+          await repo.execute(id, `delta:${reply.replyId}:${index}`, at, (s) =>
+            this.o.decider.decide({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text }, s),
+          );
+          index++;
+          text += chunk.text;
+          usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
+        } else {
+          finishReason = chunk.finishReason;
+          usage = chunk.usage;
+        }
+      }
+    } catch (e) {
+      if (!runner.abort.signal.aborted) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
+    }
+    if (runner.reason === "handover" || runner.reason === "shutdown") return; // the next owner ends it
+    const at = this.now().toISOString();
+    const cost = costMicros(this.o.prices, model, usage);
+    let end: ConversationCommand;
+    if (runner.reason === "cancel") end = { type: "cancelReply", at, replyId: reply.replyId, usage, costMicros: cost };
+    else if (failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...failure };
+    else end = { type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost };
+    await repo.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
+    await this.settle(id, first.state, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
+    await clearRunning(this.o.redis, runner.partition, id);
+  }
+
+  /** Commit the real usage on the ledgers; idempotent by reservation id (I8). */
+  private async settle(id: string, state: ConversationState, replyId: string, tokens: number, cost: number, at: string): Promise<void> {
+    const ctx = state.context;
+    const reply = runningReply(state);
+    await this.o.ledgers.commit({
+      tenantId: ctx.tenantId,
+      userId: reply?.userId ?? ctx.ownerId,
+      projectId: ctx.projectId,
+      reservationId: replyId,
+      tokens,
+      costMicros: cost,
+      at,
+    });
+  }
+
+  /** End a reply whose runner is gone: failed (worker lost) or cancelled, billed for what was generated. */
+  private async endOrphan(id: string, state: ConversationState, why: "cancel" | "lost", at: string): Promise<void> {
+    const reply = runningReply(state);
+    if (!reply) return;
+    const usage = this.usageSoFar(reply.prompt, reply.inputTokens, reply.nextIndex, reply.text);
+    const cost = costMicros(this.o.prices, reply.model, usage);
+    const end: ConversationCommand =
+      why === "cancel"
+        ? { type: "cancelReply", at, replyId: reply.replyId, usage, costMicros: cost }
+        : { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, code: "WORKER_LOST", message: "the worker running this reply stopped" };
+    await this.appendUnlocked(id, `end:${reply.replyId}`, at, end);
+    await this.settle(id, state, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
+    await clearRunning(this.o.redis, partitionOf(id, this.o.partitions), id);
+  }
+
+  /** What a reply cut short after `deltas` pieces has used: the responder's count when it has one. */
+  private usageSoFar(prompt: string, inputTokens: number, deltas: number, text: string): { inputTokens: number; outputTokens: number } {
+    const u = this.o.responder.usageSoFar?.(prompt, deltas, text);
+    return u ?? { inputTokens, outputTokens: estimateTokens(text) };
+  }
+
+  // ---- partition hand-over
+
+  /**
+   * A worker that acquired `partition` ends every reply the previous owner left running, and
+   * settles replies that ended without their usage being committed (crash between the two).
+   */
+  async recoverPartition(partition: number): Promise<number> {
+    let recovered = 0;
+    for (const id of await listRunning(this.o.redis, partition)) {
+      if (this.runners.has(id)) continue;
+      try {
+        await this.o.conversations.exclusive(id, async () => {
+          // Re-checked under the lock: postMessage marks, appends and starts its runner while holding
+          // it, so a sweep never mistakes a reply being started for an orphan.
+          if (this.runners.has(id)) return;
+          const loaded = await this.o.conversations.load(id, { fresh: true });
+          const at = this.now().toISOString();
+          if (runningReply(loaded.state)) {
+            await this.endOrphan(id, loaded.state, "lost", at);
+          } else {
+            await this.settleLastReply(id, loaded.state, at);
+            await clearRunning(this.o.redis, partition, id);
+          }
+        });
+        recovered++;
+      } catch (e) {
+        this.o.log.error({ err: errorMessage(e), conversationId: id }, "could not recover conversation");
+      }
+    }
+    return recovered;
+  }
+
+  /** Re-commit the last finished reply's usage (a no-op on the ledger when it was committed). */
+  private async settleLastReply(id: string, state: ConversationState, at: string): Promise<void> {
+    let seen = 0;
+    for await (const { event } of this.newestFirst(id, 20)) {
+      if (++seen > 20) return; // the last reply ends within the last few events, or is long settled
+      if (event.type !== "assistant.completed" && event.type !== "assistant.cancelled" && event.type !== "assistant.failed") continue;
+      const d = event.data as { messageId: string; usage: { inputTokens: number; outputTokens: number }; costMicros: number };
+      const ctx = state.context;
+      await this.o.ledgers.commit({
+        tenantId: ctx.tenantId,
+        userId: ctx.ownerId,
+        projectId: ctx.projectId,
+        reservationId: d.messageId,
+        tokens: d.usage.inputTokens + d.usage.outputTokens,
+        costMicros: d.costMicros,
+        at,
+      });
+      return;
+    }
+  }
+
+  /** Stop replies of a partition this worker no longer owns, leaving them to the next owner. */
+  releasePartition(partition: number): void {
+    for (const [id, r] of this.runners) {
+      if (r.partition !== partition) continue;
+      r.reason = "handover";
+      r.abort.abort();
+      this.runners.delete(id);
+    }
+    this.o.conversations.evictWhere((id) => partitionOf(id, this.o.partitions) === partition);
+  }
+
+  /** Graceful stop: let running replies finish for up to `graceMs`, then leave them to the next owner. */
+  async stop(graceMs = 5000): Promise<void> {
+    const all = [...this.runners.values()];
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(all.map((r) => r.done)), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    // A pending grace timer would keep an idle process alive for the whole grace period.
+    clearTimeout(timer);
+    for (const r of this.runners.values()) {
+      r.reason = "shutdown";
+      r.abort.abort();
+    }
+    await Promise.all([...this.runners.values()].map((r) => r.done));
+  }
+
+  status(id: string, state: ConversationState): string {
+    return this.runners.has(id) ? "replying" : conversationStatus(state);
+  }
+}

@@ -1,0 +1,276 @@
+import type { RecordedEvent } from "../../core/envelope.js";
+import { VersionConflictError, errorMessage } from "../../core/errors.js";
+import type { AppendResult, EventStore, ReadOptions } from "../../core/event-store.js";
+import type { AggregateKind, StreamRef } from "../../core/keys.js";
+import type { Logger } from "../../core/logger.js";
+import type { DecidedEvent, Decider, Decision } from "../decider.js";
+import type { Snapshot, SnapshotStore } from "./snapshots.js";
+
+/** Anything that reads a stream in order: the event store, or the archive-spanning reader. */
+export interface EventReader {
+  read(ref: StreamRef, opts?: ReadOptions): Promise<RecordedEvent[]>;
+}
+
+export interface Loaded<S> {
+  state: S;
+  version: number;
+  /** Offset of the last folded event ("0" for an empty stream). */
+  offset: string;
+  /** Offsets of the events folded since load, by version — the runtime answers with them. */
+  lastUsed: number;
+}
+
+export interface RepositoryOptions<C, E extends DecidedEvent, S> {
+  kind: AggregateKind;
+  decider: Decider<C, E, S>;
+  store: EventStore;
+  /** Reads history (archive + Redis); defaults to the store. */
+  reader?: EventReader;
+  snapshots: SnapshotStore;
+  /** Write a snapshot every N events [100]. */
+  snapshotEvery?: number;
+  /** Actors kept in memory; the least recently used are passivated [10,000]. */
+  cacheSize?: number;
+  /** Attempts on a version conflict before giving up (hand-over races) [8]. */
+  maxConflictRetries?: number;
+  log?: Logger;
+  /** Clock for passivation only (never for decisions). */
+  now?: () => number;
+}
+
+export type EventMetaIn = { userId?: string; tenantId?: string; requestId?: string };
+
+export interface Executed<E, S> {
+  decision: Decision<E>;
+  loaded: Loaded<S>;
+  /** Present when events were appended (or a duplicate command id answered the first append). */
+  appended?: AppendResult;
+}
+
+const PAGE = 1000;
+
+/**
+ * Loads aggregates (snapshot + the events after it), runs their decider and appends the decision
+ * with the expected version (STYLE §1, emmett's handleCommandWithDecider). Commands for one
+ * aggregate are serialised in-process; across processes the expected version is the guard, and a
+ * conflict (only during a partition hand-over, I3) reloads the tail and decides again — it is never
+ * surfaced to the caller.
+ */
+export class AggregateRepository<C, E extends DecidedEvent, S> {
+  readonly kind: AggregateKind;
+  private readonly cache = new Map<string, Loaded<S>>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly reader: EventReader;
+  private readonly snapshotEvery: number;
+  private readonly cacheSize: number;
+  private readonly maxRetries: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: RepositoryOptions<C, E, S>) {
+    this.kind = o.kind;
+    this.reader = o.reader ?? o.store;
+    this.snapshotEvery = o.snapshotEvery ?? 100;
+    this.cacheSize = o.cacheSize ?? 10_000;
+    this.maxRetries = o.maxConflictRetries ?? 8;
+    this.now = o.now ?? Date.now;
+  }
+
+  ref(id: string): StreamRef {
+    return { kind: this.kind, id };
+  }
+
+  /** Run `fn` with exclusive access to one aggregate within this process. */
+  async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  /** The current state; `fresh` re-checks the stream head (another process may have written). */
+  async load(id: string, opts: { fresh?: boolean } = {}): Promise<Loaded<S>> {
+    const cached = this.cache.get(id);
+    if (cached) {
+      cached.lastUsed = this.now();
+      this.touch(id, cached);
+      if (opts.fresh) await this.catchUp(id, cached);
+      return cached;
+    }
+    const loaded = await this.rehydrate(id);
+    this.touch(id, loaded);
+    return loaded;
+  }
+
+  /** Rehydrate from the latest snapshot plus the events after it (or from the start). */
+  async rehydrate(id: string, opts: { useSnapshot?: boolean } = {}): Promise<Loaded<S>> {
+    const ref = this.ref(id);
+    let snap: Snapshot | null = null;
+    // Only look in the blob store when the stream's meta says a snapshot was written: most actors
+    // are young, and a miss costs a file open or an S3 round trip on every first load.
+    if (opts.useSnapshot !== false && (await this.o.snapshots.exists(ref))) {
+      try {
+        snap = await this.o.snapshots.get(ref);
+      } catch (e) {
+        this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot unreadable; folding from the start");
+      }
+    }
+    let loaded: Loaded<S> = { state: this.o.decider.initialState(), version: 0, offset: "0", lastUsed: this.now() };
+    if (snap) {
+      try {
+        loaded = { state: this.o.decider.fromSnapshot(snap.state), version: snap.version, offset: snap.offset, lastUsed: this.now() };
+      } catch (e) {
+        this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot of the wrong shape; folding from the start");
+      }
+    }
+    await this.catchUp(id, loaded);
+    return loaded;
+  }
+
+  /** Fold every event after `loaded.offset` into it. */
+  private async catchUp(id: string, loaded: Loaded<S>): Promise<void> {
+    const ref = this.ref(id);
+    for (;;) {
+      const page = await this.reader.read(ref, { from: loaded.offset, limit: PAGE });
+      for (const e of page) this.fold(loaded, e);
+      if (page.length < PAGE) return;
+    }
+  }
+
+  private fold(loaded: Loaded<S>, e: RecordedEvent): void {
+    if (e.version <= loaded.version) return; // already folded (snapshot overlap)
+    if (e.version !== loaded.version + 1) {
+      throw new Error(`stream ${this.kind}:${e.stream.id} has a version gap: ${loaded.version} → ${e.version}`);
+    }
+    const event = this.o.decider.parseEvent({ type: e.type, data: e.data });
+    loaded.state = this.o.decider.evolve(loaded.state, event);
+    loaded.version = e.version;
+    loaded.offset = e.offset;
+  }
+
+  /**
+   * Decide `command` against the aggregate and append what it decides. `at` stamps the events;
+   * `commandId` makes the append idempotent (a redelivered command answers the first append).
+   */
+  async execute(
+    id: string,
+    commandId: string,
+    at: string,
+    decide: (state: S) => Decision<E>,
+    meta: EventMetaIn = {},
+  ): Promise<Executed<E, S>> {
+    return this.exclusive(id, () => this.executeUnlocked(id, commandId, at, decide, meta));
+  }
+
+  /** `execute` for a caller that already holds `exclusive(id)` (it would wait for itself otherwise). */
+  async executeUnlocked(
+    id: string,
+    commandId: string,
+    at: string,
+    decide: (state: S) => Decision<E>,
+    meta: EventMetaIn = {},
+  ): Promise<Executed<E, S>> {
+    let loaded = await this.load(id);
+    for (let attempt = 0; ; attempt++) {
+      const decision = decide(loaded.state);
+      if (!decision.ok || decision.events.length === 0) return { decision, loaded };
+      try {
+        const appended = await this.o.store.append(
+          this.ref(id),
+          loaded.version,
+          decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: { commandId, ...meta } })),
+          commandId,
+        );
+        if (appended.duplicate) {
+          // The first delivery appended already (we crashed before acknowledging): our cached
+          // state may predate it, so read back rather than fold events we did not read.
+          await this.catchUp(id, loaded);
+        } else {
+          decision.events.forEach((ev, i) => {
+            loaded.state = this.o.decider.evolve(loaded.state, ev);
+            loaded.version = appended.fromVersion + i;
+            loaded.offset = appended.offsets[i] ?? loaded.offset;
+          });
+          this.maybeSnapshot(id, loaded, decision.events.length);
+        }
+        return { decision, loaded, appended };
+      } catch (e) {
+        if (!(e instanceof VersionConflictError) || attempt >= this.maxRetries) throw e;
+        // Someone else wrote (hand-over, or a ledger shared by workers): reload and decide again.
+        this.cache.delete(id);
+        loaded = await this.load(id);
+      }
+    }
+  }
+
+  /** Offset of the event with `version`, read through the history reader (archive + Redis). */
+  async offsetOfVersion(id: string, version: number): Promise<string | undefined> {
+    let from = "0";
+    for (;;) {
+      const page = await this.reader.read(this.ref(id), { from, limit: PAGE });
+      for (const e of page) {
+        if (e.version === version) return e.offset;
+        if (e.version > version) return undefined;
+      }
+      if (page.length < PAGE) return undefined;
+      from = page[page.length - 1]?.offset ?? from;
+    }
+  }
+
+  /** The event store this repository appends to (reads of single entries, e.g. createdAt). */
+  get store(): EventStore {
+    return this.o.store;
+  }
+
+  private maybeSnapshot(id: string, loaded: Loaded<S>, added: number): void {
+    const every = this.snapshotEvery;
+    if (Math.floor(loaded.version / every) === Math.floor((loaded.version - added) / every)) return;
+    const snap: Snapshot = { version: loaded.version, offset: loaded.offset, state: this.o.decider.toSnapshot(loaded.state) };
+    // Snapshots are an optimisation: a failure is logged and costs a longer fold later, nothing else.
+    this.o.snapshots.put(this.ref(id), snap).catch((e: unknown) => {
+      this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot write failed");
+    });
+  }
+
+  /** Drop an actor from memory (passivation, or after losing its partition). */
+  evict(id: string): void {
+    this.cache.delete(id);
+  }
+
+  /** Drop every cached actor whose id matches (e.g. all of a lost partition). */
+  evictWhere(pred: (id: string) => boolean): void {
+    for (const id of [...this.cache.keys()]) if (pred(id)) this.cache.delete(id);
+  }
+
+  /** Passivate actors idle for longer than `idleMs`. */
+  passivate(idleMs: number): number {
+    const cutoff = this.now() - idleMs;
+    let n = 0;
+    for (const [id, l] of this.cache) {
+      if (l.lastUsed < cutoff && !this.locks.has(id)) {
+        this.cache.delete(id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  private touch(id: string, loaded: Loaded<S>): void {
+    this.cache.delete(id);
+    this.cache.set(id, loaded);
+    while (this.cache.size > this.cacheSize) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done) break;
+      if (this.locks.has(oldest.value)) break;
+      this.cache.delete(oldest.value);
+    }
+  }
+}

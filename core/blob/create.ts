@@ -1,0 +1,23 @@
+import { join } from "node:path";
+import type { Config } from "../config.js";
+import type { BlobStore } from "./blob-store.js";
+import { createFileBlobStore } from "./file-store.js";
+import { createS3BlobStore } from "./s3-store.js";
+
+export type BlobConfig = Pick<Config, "S3_BUCKET" | "S3_ENDPOINT" | "S3_REGION" | "S3_FORCE_PATH_STYLE" | "DATA_DIR">;
+
+/**
+ * CONTRACT §1: S3 when S3_BUCKET is set (credentials from the SDK's default chain: the usual
+ * AWS_* variables, profiles or an instance role), files under DATA_DIR/blobs otherwise.
+ */
+export function createBlobStore(cfg: BlobConfig): BlobStore {
+  if (cfg.S3_BUCKET) {
+    return createS3BlobStore({
+      bucket: cfg.S3_BUCKET,
+      region: cfg.S3_REGION,
+      ...(cfg.S3_ENDPOINT ? { endpoint: cfg.S3_ENDPOINT } : {}),
+      forcePathStyle: cfg.S3_FORCE_PATH_STYLE,
+    });
+  }
+  return createFileBlobStore(join(cfg.DATA_DIR, "blobs"));
+}

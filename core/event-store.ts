@@ -1,0 +1,57 @@
+import type { NewEvent, RecordedEvent } from "./envelope.js";
+import type { StreamRef } from "./keys.js";
+
+/** What the store knows of a stream without reading it (the `{pN}:meta:…` hash). */
+export interface StreamHead {
+  /** Number of events ever appended (0 = empty); versions count from 1 without gaps. */
+  version: number;
+  /** Offset of the last event, or null when empty. */
+  lastOffset: string | null;
+  /** Chain value after the last event (GENESIS_HASH when empty). */
+  hash: string;
+}
+
+export interface AppendResult {
+  /** True when the command id had been appended before: this is the first append's result (I2). */
+  duplicate: boolean;
+  /** Version of the first and last event of this append. */
+  fromVersion: number;
+  toVersion: number;
+  /** Offsets of the appended events, in order. */
+  offsets: string[];
+  /** Chain value after the last event. */
+  hash: string;
+}
+
+export interface ReadOptions {
+  /** Exclusive lower bound (CONTRACT §5); "0" or undefined = from the beginning. */
+  from?: string;
+  /** Inclusive upper bound. */
+  to?: string;
+  limit?: number;
+}
+
+/** One entry of a partition log `{pN}:log`: which stream got which event. */
+export interface LogEntry {
+  partition: number;
+  /** Entry id in the partition log. */
+  logOffset: string;
+  event: RecordedEvent;
+}
+
+/**
+ * The event store (I1, I2). `append` is atomic for the whole batch: every event lands in the
+ * aggregate stream and the partition log, or none does.
+ */
+export interface EventStore {
+  /**
+   * Append `events` if the stream is at `expectedVersion` (0 = new stream). Throws
+   * VersionConflictError otherwise. A `commandId` already appended to this stream returns the
+   * first append's result with `duplicate: true` and appends nothing.
+   */
+  append(stream: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string): Promise<AppendResult>;
+  read(stream: StreamRef, opts?: ReadOptions): Promise<RecordedEvent[]>;
+  head(stream: StreamRef): Promise<StreamHead>;
+  /** Entries of one partition log after `from` (exclusive). */
+  readLog(partition: number, opts?: ReadOptions): Promise<LogEntry[]>;
+}

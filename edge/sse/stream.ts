@@ -1,0 +1,154 @@
+import type { HttpResponse } from "../uws.js";
+import { DRAIN_PROBE, OPEN_FRAME, PING_FRAME } from "./frame.js";
+
+/**
+ * One Server-Sent Events response with a bounded send buffer (I7).
+ *
+ * uWS's `write` always accepts the bytes: when the socket is full it keeps the rest in its own
+ * buffer and returns false. The chunked SSE body gives no way to read that buffer's size
+ * (`getWriteOffset` stays 0 for `write`), so the stream never writes into uWS while it is
+ * backpressured: frames wait in our own queue, counted in bytes, and `onWritable` moves them on
+ * once a write goes through whole. uWS therefore holds at most one write's worth (≤ the bound), our
+ * queue at most `maxBufferedBytes`, so a connection never holds more than about twice the bound; a
+ * client that lets the queue pass the bound is cut off and resumes with Last-Event-ID. Nothing here
+ * ever waits for a client.
+ */
+export interface SseStreamOptions {
+  maxBufferedBytes: number;
+  /** Extra response headers (request id …). */
+  headers?: Record<string, string>;
+  /** `retry:` field sent first: the client's reconnection delay in ms. */
+  retryMs?: number | undefined;
+  /** How long catch-up waits for a backpressured client before giving up on it [30000 ms]. */
+  stallMs?: number | undefined;
+}
+
+export class SseStream {
+  private readonly res: HttpResponse;
+  private readonly o: SseStreamOptions;
+  private readonly queue: string[] = [];
+  private queuedBytes = 0;
+  private opened = false;
+  private backpressured = false;
+  private closedFlag = false;
+  private drainWaiters: Array<(ok: boolean) => void> = [];
+  /** The frame `writeOutgoing` writes: one bound function per stream instead of a closure per frame. */
+  private outgoing = "";
+  private readonly writeOutgoing = (): void => {
+    this.backpressured = !this.res.write(this.outgoing);
+    this.outgoing = "";
+  };
+  private stallTimer: NodeJS.Timeout | undefined;
+
+  constructor(res: HttpResponse, o: SseStreamOptions) {
+    this.res = res;
+    this.o = o;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Bytes waiting in our queue (not counting the last partial write uWS holds). */
+  get buffered(): number {
+    return this.queuedBytes;
+  }
+
+  /**
+   * Send the status line and headers now (CONTRACT §5: headers at once). Frames handed to `send`
+   * before this wait in the queue and follow the headers.
+   */
+  open(): void {
+    if (this.closedFlag || this.opened) return;
+    this.opened = true;
+    this.res.onWritable(() => this.onWritable());
+    const first = (this.o.retryMs !== undefined ? `retry: ${this.o.retryMs}\n` : "") + OPEN_FRAME;
+    const pending = this.takeQueue();
+    this.res.cork(() => {
+      this.res.writeStatus("200 OK");
+      this.res.writeHeader("content-type", "text/event-stream");
+      this.res.writeHeader("cache-control", "no-cache");
+      // Reverse proxies (nginx) must not buffer an event stream.
+      this.res.writeHeader("x-accel-buffering", "no");
+      for (const [k, v] of Object.entries(this.o.headers ?? {})) this.res.writeHeader(k, v);
+      this.backpressured = !this.res.write(first + pending);
+    });
+  }
+
+  /** Queue or write one frame; false when the client is over its bound (the caller then closes). */
+  send(frame: string): boolean {
+    if (this.closedFlag) return false;
+    if (!this.opened || this.backpressured) {
+      this.queue.push(frame);
+      this.queuedBytes += Buffer.byteLength(frame);
+      return this.queuedBytes <= this.o.maxBufferedBytes;
+    }
+    this.outgoing = frame;
+    this.res.cork(this.writeOutgoing);
+    return true;
+  }
+
+  /**
+   * Catch-up pacing (FanoutSink.whenWritable): undefined while writes go straight through, else a
+   * promise that resolves true once our queue has drained into the socket, false if the client
+   * stalls past `stallMs` or the stream closes.
+   */
+  whenWritable(): Promise<boolean> | undefined {
+    if (this.closedFlag) return Promise.resolve(false);
+    if (this.opened && !this.backpressured) return undefined;
+    if (!this.stallTimer) {
+      this.stallTimer = setTimeout(() => this.settleWaiters(false), this.o.stallMs ?? 30_000);
+      this.stallTimer.unref();
+    }
+    return new Promise<boolean>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Heartbeat; skipped while frames are queued (the connection is not idle then). */
+  ping(): void {
+    if (this.closedFlag || !this.opened || this.backpressured) return;
+    this.res.cork(() => {
+      this.backpressured = !this.res.write(PING_FRAME);
+    });
+  }
+
+  /** Cut the connection (slow client, expired token, shutdown). uWS then runs onAborted. */
+  close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.settleWaiters(false);
+    this.res.close();
+  }
+
+  /** The response was aborted by the peer: never touch `res` again. */
+  markAborted(): void {
+    this.closedFlag = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.settleWaiters(false);
+  }
+
+  private onWritable(): boolean {
+    if (this.closedFlag) return true;
+    // First let uWS flush what it holds; only when that went through whole do we add more.
+    if (!this.res.write(DRAIN_PROBE)) return false;
+    if (this.queue.length > 0 && !this.res.write(this.takeQueue())) return false;
+    this.backpressured = false;
+    this.settleWaiters(true);
+    return true;
+  }
+
+  private settleWaiters(ok: boolean): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    for (const w of this.drainWaiters.splice(0)) w(ok);
+  }
+
+  private takeQueue(): string {
+    const all = this.queue.join("");
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    return all;
+  }
+}
