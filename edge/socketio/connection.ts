@@ -38,7 +38,7 @@ export interface ConnectionHost {
     marker: [number, string] | undefined,
     confirmed: PingMark | undefined,
     trimmed: { upTo: PingMark; bases: Map<number, string> } | undefined,
-  ): Pick<SessionRecord, "subs" | "journal" | "confirmed" | "folded" | "foldedCollisions">;
+  ): Pick<SessionRecord, "subs" | "journal" | "confirmed" | "folded" | "foldedCollisions" | "blind">;
   /** The topic frames `sub` received, copied out of the publish log before it leaves the topic. */
   topicFramesOf(sub: LiveSub): DirectEntry[];
   /** A subscription of `c` joined (or left) `conversationId`'s topic: its publish log is kept while any does. */
@@ -527,6 +527,7 @@ export class Connection {
         confirmed: j.confirmed,
         folded: j.folded,
         foldedCollisions: j.foldedCollisions,
+        blind: j.blind,
       });
     }
     const h = this.host.deps.sessions;

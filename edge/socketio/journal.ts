@@ -49,6 +49,12 @@ export const SessionRecordSchema = z.object({
   folded: z.boolean(),
   /** Offsets of folded hand-overs that equal a journal entry's (an event handed over twice): L may be either. */
   foldedCollisions: z.array(z.string()),
+  /**
+   * Offset ranges (after, upTo] of a subscription whose hand-overs are no longer listed individually
+   * (evicted from the publish log, or dropped direct entries): with ids that two conversations can
+   * share, an L inside another subscription's range may be one of those and cannot be placed.
+   */
+  blind: z.array(z.tuple([z.number().int(), z.string(), z.string()])).default([]),
 });
 export type SessionRecord = z.infer<typeof SessionRecordSchema>;
 
@@ -61,7 +67,7 @@ export type SessionRecord = z.infer<typeof SessionRecordSchema>;
  * earlier offset), or ids written before the unique-id scheme — see `pickLast`.
  */
 export function recoverPositions(
-  rec: Pick<SessionRecord, "subs" | "journal" | "confirmed" | "folded" | "foldedCollisions">,
+  rec: Pick<SessionRecord, "subs" | "journal" | "confirmed" | "folded" | "foldedCollisions" | "blind">,
   lastOffset: string | undefined,
 ): Map<number, string> | undefined {
   const pos = new Map<number, string>();
@@ -87,7 +93,7 @@ export function recoverPositions(
  * the EARLIEST of them is taken: frames between are delivered again (detectable by `version`),
  * never skipped.
  */
-export function pickLast(rec: Pick<SessionRecord, "journal" | "confirmed" | "foldedCollisions">, lastOffset: string): number {
+export function pickLast(rec: Pick<SessionRecord, "journal" | "confirmed" | "foldedCollisions" | "blind">, lastOffset: string): number {
   // The client's last frame may be a folded one (before the window) unless a journal entry was
   // acknowledged: then the window is ambiguous and cannot be used.
   if (rec.confirmed === 0 && rec.foldedCollisions.includes(lastOffset)) return -1;
@@ -99,7 +105,16 @@ export function pickLast(rec: Pick<SessionRecord, "journal" | "confirmed" | "fol
   const candidate = matches.find((i) => i >= rec.confirmed - 1);
   // All matches inside the confirmed prefix cannot happen with an honest client; the latest is the
   // least wrong answer then.
-  return candidate ?? (matches[matches.length - 1] as number);
+  const at = candidate ?? (matches[matches.length - 1] as number);
+  if (rec.confirmed === 0) {
+    // Nothing in the window was acknowledged, so L may also be a hand-over from before the window
+    // that is no longer listed one by one: refuse when L lies in another subscription's blind range.
+    const sub = (rec.journal[at] as [number, string])[0];
+    for (const [id, after, upTo] of rec.blind) {
+      if (id !== sub && compareOffsets(lastOffset, after) > 0 && compareOffsets(lastOffset, upTo) <= 0) return -1;
+    }
+  }
+  return at;
 }
 
 /**
@@ -212,13 +227,23 @@ export function buildJournal(
   confirmedMark?: PingMark,
   /** Direct entries the session already dropped to bound its memory: up to where, and their last offset per subscription. */
   trimmed?: { upTo: PingMark; bases: Map<number, string> },
-): { subs: JournalSub[]; journal: Array<[number, string]>; confirmed: number; folded: boolean; foldedCollisions: string[] } {
+): {
+  subs: JournalSub[];
+  journal: Array<[number, string]>;
+  confirmed: number;
+  folded: boolean;
+  foldedCollisions: string[];
+  blind: Array<[number, string, string]>;
+} {
   type Keyed = { seq: number; kind: 0 | 1; n: number; subId: number; offset: string };
   const all: Keyed[] = [];
   const base = new Map<number, string>();
+  const blindRanges: Array<[number, string, string]> = [];
   for (const s of subs) {
     const t = trimmed?.bases.get(s.id);
-    base.set(s.id, t !== undefined && compareOffsets(t, s.base) > 0 ? t : s.base);
+    const raised = t !== undefined && compareOffsets(t, s.base) > 0;
+    base.set(s.id, raised ? t : s.base);
+    if (raised) blindRanges.push([s.id, s.base, t]);
   }
   for (const d of direct) all.push({ seq: d.seq, kind: d.live ? 0 : 1, n: d.live ? 0 : d.n, subId: d.subId, offset: d.offset });
   // Before `blind` some topic frame of the session is no longer known: nothing there can be placed.
@@ -236,6 +261,7 @@ export function buildJournal(
         base.set(s.id, ev.offset);
         folded = true;
       }
+      blindRanges.push([s.id, t.after, ev.offset]);
       // A direct frame stamped ev.seq went out after ev: only what is older is unplaceable.
       if (ev.seq > blind) blind = ev.seq;
     }
@@ -295,6 +321,7 @@ export function buildJournal(
     confirmed,
     folded,
     foldedCollisions: [...foldedCollisions],
+    blind: blindRanges,
   };
 }
 
