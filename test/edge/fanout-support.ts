@@ -83,6 +83,9 @@ export class Topics {
     if (!set) this.subs.set(topic, (set = new Set()));
     set.add(s);
   }
+  unsubscribe(topic: string, s: TopicSink): void {
+    this.subs.get(topic)?.delete(s);
+  }
 }
 
 /** A "WebSocket" sink: catch-up frames via deliver, live frames via the topic it joins. */
@@ -104,6 +107,10 @@ export class TopicSink implements FanoutSink {
   }
   received(frame: string): void {
     this.frames.push(frame);
+  }
+  /** What a transport does after `detach()` (ws.unsubscribe): later publishes no longer reach it. */
+  leave(): void {
+    if (this.joined) this.topics.unsubscribe(this.joined, this);
   }
 }
 

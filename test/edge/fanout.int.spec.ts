@@ -138,7 +138,11 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
               o.from === "live" ? null : o.from === "zero" || known.length === 0 ? "0" : (known[Math.floor(o.from * known.length)] ?? known.at(-1) ?? "0");
             const sink = o.topic ? new TopicSink("off", topics) : new RecordingSink("off");
             const att = await fanout.attach(app.conversationId, from, sink);
-            subs.push({ app, from: from ?? att.offset, sink, detach: att.detach, detached: false });
+            const detach = () => {
+              att.detach();
+              if (sink instanceof TopicSink) sink.leave();
+            };
+            subs.push({ app, from: from ?? att.offset, sink, detach, detached: false });
           } else {
             const sub = subs[o.k % Math.max(1, subs.length)];
             if (sub && !sub.detached) {
@@ -148,15 +152,19 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
           }
         }
         await Promise.all(pending);
-        for (const sub of subs) {
-          const expected = sub.app.offsets.filter((x) => compareOffsets(x, sub.from) > 0);
-          if (sub.detached) {
-            // Whatever arrived before the detach is a prefix of the right sequence.
-            expect(expected.slice(0, sub.sink.frames.length)).toEqual(sub.sink.frames);
-          } else {
-            await waitFor(() => expect(sub.sink.frames).toEqual(expected));
-            sub.detach();
+        try {
+          for (const sub of subs) {
+            const expected = sub.app.offsets.filter((x) => compareOffsets(x, sub.from) > 0);
+            if (sub.detached) {
+              // Whatever arrived before the detach is a prefix of the right sequence.
+              expect(expected.slice(0, sub.sink.frames.length)).toEqual(sub.sink.frames);
+            } else {
+              await waitFor(() => expect(sub.sink.frames).toEqual(expected));
+            }
           }
+        } finally {
+          // Also after a failed run, so shrinking starts from a clean fan-out.
+          for (const sub of subs) if (!sub.detached) sub.detach();
         }
         await waitFor(() => expect(fanout.stats().conversations).toBe(0));
       }),
