@@ -4,7 +4,10 @@ import { CURRENT_SCHEMA, type NewEvent, type RecordedEvent, type StoredEvent } f
 import { TributaryError } from "../errors.js";
 import type { AppendResult, EventStore, LogEntry, ReadOptions, StreamHead } from "../event-store.js";
 import { keys, parseStreamKey, streamKeys, type StreamRef } from "../keys.js";
+import { appendWeight, type GroupAppend, type GroupShared } from "./append-group.js";
+import { callAppendGroup } from "./append-group-call.js";
 import type { RedisClient } from "./connection.js";
+import { GroupCommit } from "./group-commit.js";
 import { StaleHeadError, defineScripts, parseAppendReply, queueAppend, runAppend, type AppendArgs, type AppendKeys } from "./scripts.js";
 import { xrangeRaw, type RawStreamEntry } from "./stream-range.js";
 
@@ -29,6 +32,14 @@ export interface RedisEventStoreOptions {
    * retry: the script refuses a previous hash that is not the stored head and returns the real one.
    */
   headCacheSize?: number;
+  /**
+   * Group commit (docs/event-store.md, "Group commit") [on]: appends to streams of the same partition
+   * issued while that partition's script call is in flight, or in the same tick, go out as ONE
+   * script call, each append keeping its own outcome. `maxAppends` [64] and `maxBytes` [512 KiB]
+   * cap one call (bigger calls hold Redis longer for everyone). `false` sends one script call per
+   * append (append-5.lua), as before group commit.
+   */
+  groupCommit?: false | { maxAppends?: number; maxBytes?: number };
 }
 
 interface CachedHead {
@@ -44,6 +55,23 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
   const replicaTimeoutMs = opts.replicaTimeoutMs ?? 1000;
   const cacheSize = opts.headCacheSize ?? 10_000;
   const heads = new Map<string, CachedHead>();
+  const callOpts = { durability, replicaTimeoutMs };
+  const sharedOf: GroupShared[] = Array.from({ length: partitions }, (_, p) => ({
+    log: keys.log(p),
+    idseq: keys.idseq(p),
+    idemTtlMs,
+    partitions,
+    partition: p,
+  }));
+  const committer =
+    opts.groupCommit === false
+      ? undefined
+      : new GroupCommit<number, GroupAppend, AppendResult>({
+          flush: (p, appends) => callAppendGroup(redis, sharedOf[p] as GroupShared, appends, callOpts),
+          maxItems: opts.groupCommit?.maxAppends ?? 64,
+          maxWeight: opts.groupCommit?.maxBytes ?? 512 * 1024,
+          weight: appendWeight,
+        });
 
   const remember = (key: string, head: CachedHead): void => {
     // Map keeps insertion order: delete + set moves the key to the end, so the first key is the
@@ -74,7 +102,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     });
   }
 
-  async function execute(k: AppendKeys, args: AppendArgs): Promise<AppendResult> {
+  async function executeAlone(k: AppendKeys, args: AppendArgs): Promise<AppendResult> {
     if (durability === "local") return parseAppendReply(args.streamName, args.expectedVersion, await runAppend(redis, k, args));
     // Same pipeline = same connection (and, on a cluster, the slot's node), so WAIT covers this write.
     // The script must be defined on the client before a pipeline can queue it.
@@ -95,6 +123,19 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
       });
     }
     return result;
+  }
+
+  /** One append through group commit, or alone through append-5.lua when group commit is off. */
+  function execute(k: AppendKeys, args: AppendArgs): Promise<AppendResult> {
+    if (!committer) return executeAlone(k, args);
+    return committer.submit(args.partition, {
+      stream: k.stream,
+      meta: k.meta,
+      idem: k.idem,
+      expectedVersion: args.expectedVersion,
+      prevHash: args.prevHash,
+      events: args.events,
+    });
   }
 
   async function append(ref: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string): Promise<AppendResult> {

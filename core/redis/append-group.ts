@@ -1,0 +1,116 @@
+import { TributaryError, VersionConflictError } from "../errors.js";
+import type { AppendResult } from "../event-store.js";
+import { StaleHeadError } from "./scripts.js";
+
+/**
+ * The group-commit script's arguments and replies (core/redis/scripts/append-group.lua): pure, no
+ * I/O. This is the one place where its return codes become results or typed errors.
+ */
+
+/** One append of a group: keys of its stream, what the writer expects, and the encoded events. */
+export interface GroupAppend {
+  /** `{pN}:es:<kind>:<id>` (also the log's `k`, from its `{`). */
+  stream: string;
+  meta: string;
+  /** `{pN}:idem:<kind>:<id>:<commandId>`. */
+  idem: string;
+  expectedVersion: number;
+  /** The chain value the writer started from (hex). */
+  prevHash: string;
+  /** Per event: stored bytes and the chain hash after it (hex, as stored in `h`). */
+  events: Array<{ bytes: Buffer; hash: string }>;
+}
+
+/** What every append of a group shares: all its streams are in this partition (one slot). */
+export interface GroupShared {
+  log: string;
+  idseq: string;
+  idemTtlMs: number;
+  partitions: number;
+  partition: number;
+}
+
+export type ScriptArg = string | number | Buffer;
+
+/** KEYS and ARGV of one script call for `appends` (all of `shared.partition`). */
+export function groupCall(shared: GroupShared, appends: readonly GroupAppend[]): { keys: string[]; args: ScriptArg[] } {
+  const keys: string[] = [shared.log, shared.idseq];
+  const args: ScriptArg[] = [Math.max(0, Math.floor(shared.idemTtlMs)), shared.partitions, shared.partition, appends.length];
+  for (const a of appends) {
+    keys.push(a.stream, a.meta, a.idem);
+    args.push(a.expectedVersion, a.prevHash, a.events.length);
+    for (const e of a.events) args.push(e.bytes, e.hash);
+  }
+  return { keys, args };
+}
+
+const asInt = (v: unknown): number => {
+  const n = typeof v === "number" ? v : Number(String(v));
+  if (!Number.isSafeInteger(n)) throw new TributaryError("INTERNAL", `append script returned a non-integer: ${String(v)}`);
+  return n;
+};
+const asText = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString("utf8") : String(v));
+
+/** One append's reply → its AppendResult, or the typed error its caller gets. Never throws. */
+export function parseGroupReply(append: GroupAppend, reply: unknown): AppendResult | Error {
+  const stream = append.stream;
+  if (!Array.isArray(reply) || reply.length === 0) return new TributaryError("INTERNAL", `append script: unexpected reply for ${stream}`);
+  try {
+    const code = asInt(reply[0]);
+    switch (code) {
+      case 0: {
+        const n = append.events.length;
+        if (reply.length !== n + 1) return new TributaryError("INTERNAL", `append script: ${reply.length - 1} offsets for ${n} events of ${stream}`);
+        // The script appended exactly at expected+1..expected+n (it checked the version), and the
+        // chain value after the last event is the writer's own: neither needs to travel back.
+        const offsets = new Array<string>(n);
+        for (let i = 0; i < n; i++) offsets[i] = asText(reply[i + 1]);
+        return {
+          duplicate: false,
+          fromVersion: append.expectedVersion + 1,
+          toVersion: append.expectedVersion + n,
+          offsets,
+          hash: (append.events[n - 1] as { hash: string }).hash,
+        };
+      }
+      case 1:
+        return {
+          duplicate: true,
+          fromVersion: asInt(reply[1]),
+          toVersion: asInt(reply[2]),
+          offsets: reply.slice(4).map(asText),
+          hash: asText(reply[3]),
+        };
+      case -1:
+        return new VersionConflictError(stream, append.expectedVersion, asInt(reply[1]));
+      case -2:
+        return new StaleHeadError(stream, asInt(reply[1]), asText(reply[2]));
+      case -3:
+        return new TributaryError("BAD_REQUEST", `append script rejected its arguments for ${stream}: ${asText(reply[1])}`);
+      case -4:
+        return new TributaryError("INTERNAL", `append to ${stream} refused by Redis: ${asText(reply[1])}`);
+      default:
+        return new TributaryError("INTERNAL", `append script: unknown return code ${code} for ${stream}`);
+    }
+  } catch (e) {
+    return e instanceof Error ? e : new TributaryError("INTERNAL", String(e));
+  }
+}
+
+/** The whole group's reply → one outcome per append (a malformed reply fails every append). */
+export function parseGroupReplies(appends: readonly GroupAppend[], reply: unknown): Array<AppendResult | Error> {
+  if (!Array.isArray(reply) || reply.length !== appends.length) {
+    // A group-level refusal ({-3} before the appends) or a reply of the wrong shape.
+    const why = Array.isArray(reply) && Array.isArray(reply[0]) && reply.length === 1 ? asText(reply[0][1]) : "unexpected reply";
+    const err = new TributaryError("INTERNAL", `append group script: ${why} (${appends.length} appends)`);
+    return appends.map(() => err);
+  }
+  return appends.map((a, i) => parseGroupReply(a, reply[i]));
+}
+
+/** Bytes a group append sends (for the group's byte cap): events, hashes and keys, roughly. */
+export function appendWeight(a: GroupAppend): number {
+  let n = a.stream.length + a.meta.length + a.idem.length + 96;
+  for (const e of a.events) n += e.bytes.length + e.hash.length + 8;
+  return n;
+}
