@@ -81,10 +81,13 @@ export function createEdgeServer(deps: EdgeDeps, opts: EdgeServerOptions = {}): 
   }
   mountNotFound(app, deps);
   // Append → hand-off lag of live events, once per event: every transport gets the same frame from
-  // the same publish, so one observation stands for all of them.
+  // the same publish, so one observation stands for all of them. The append time is the millisecond
+  // part of the entry id (the append script takes it from Redis's TIME), read without parsing a
+  // date; the histogram child is bound once so the per-event path hashes no label set.
+  const lag = deps.metrics.deliveryLag.labels({ transport: "fanout" });
   const stopLag = fanout.onPublish((env) => {
-    const at = Date.parse(env.at);
-    if (Number.isFinite(at)) deps.metrics.deliveryLag.observe({ transport: "fanout" }, Math.max(0, Date.now() - at));
+    const at = offsetMillis(env.offset);
+    if (at > 0) lag.observe(Math.max(0, Date.now() - at));
   });
 
   let listenSocket: us_listen_socket | undefined;
@@ -121,4 +124,15 @@ export function createEdgeServer(deps: EdgeDeps, opts: EdgeServerOptions = {}): 
       if (typeof closeAll === "function") closeAll.call(app);
     },
   };
+}
+
+/** The millisecond part of a stream id ("<ms>-<seq>"), 0 if there is none. */
+function offsetMillis(offset: string): number {
+  let ms = 0;
+  for (let i = 0; i < offset.length; i++) {
+    const c = offset.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    ms = ms * 10 + c;
+  }
+  return ms;
 }

@@ -3,7 +3,7 @@ import { compareOffsets, isOffset, type Envelope } from "../../core/envelope.js"
 import { errorMessage } from "../../core/errors.js";
 import { streamKeys } from "../../core/keys.js";
 import type { Logger } from "../../core/logger.js";
-import type { RedisClient } from "../../core/redis/connection.js";
+import { isCluster, type RedisClient } from "../../core/redis/connection.js";
 import { entryToEnvelope, type RawEntry } from "./entries.js";
 import { PartitionReader, type FollowedStream } from "./partition-reader.js";
 import type {
@@ -51,6 +51,8 @@ class Follower implements FollowedStream {
   readonly pendingTopic = new Set<Attached>();
   /** encoder → number of topic-joined sinks using it. */
   readonly topicRefs = new Map<string, number>();
+  /** encoder → its uWS topic for this conversation (built once, not per event). */
+  readonly topics = new Map<string, string>();
   private readonly fanout: Fanout;
 
   constructor(fanout: Fanout, conversationId: string, partitions: number) {
@@ -100,8 +102,16 @@ export class Fanout {
   private readonly nodeId: string;
   private readonly encoders = new Map<string, Encoder>();
   private readonly followers = new Map<string, Follower>();
+  /** Read group → its XREAD loop (see PartitionReader: a partition on Cluster, else partition mod readLoops). */
   private readonly readers = new Map<number, PartitionReader>();
-  private readonly observers = new Set<PublishObserver>();
+  private readonly readLoops: number;
+  private readonly cluster: boolean;
+  /** An array, not a Set: iterated once per event, changed only at start-up. */
+  private observers: PublishObserver[] = [];
+  /** Frames of the event being published, by encoder (reused: nothing allocated per event). */
+  private readonly frameOf = new Map<string, string>();
+  private frameEnv: Envelope | undefined;
+  private frameSeq = 0;
   private seqNo = 0;
   private droppedCount = 0;
   private stopped = false;
@@ -116,6 +126,10 @@ export class Fanout {
     this.blockMs = o.blockMs ?? 5000;
     this.pageSize = o.pageSize ?? 256;
     this.nodeId = o.nodeId ?? randomUUID().replace(/-/g, "").slice(0, 16);
+    this.cluster = isCluster(o.redis);
+    const loops = o.readLoops ?? 1;
+    if (!Number.isInteger(loops) || loops < 1) throw new RangeError(`readLoops must be ≥ 1, got ${loops}`);
+    this.readLoops = Math.min(loops, o.partitions);
   }
 
   /** Register a transport's encoder once at start-up, before any attach that names it. */
@@ -143,8 +157,10 @@ export class Fanout {
 
   /** Observe every live event (after `seq` was assigned, before any client gets it). Returns an unsubscribe. */
   onPublish(observer: PublishObserver): () => void {
-    this.observers.add(observer);
-    return () => this.observers.delete(observer);
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
   }
 
   stats(): FanoutStats {
@@ -154,9 +170,12 @@ export class Fanout {
       listeners += f.listeners.size;
       for (const n of f.topicRefs.values()) topicSinks += n;
     }
+    const partitions = new Set<number>();
+    for (const f of this.followers.values()) partitions.add(f.partition);
     return {
       conversations: this.followers.size,
-      partitions: [...this.readers.values()].filter((r) => r.size > 0).length,
+      partitions: partitions.size,
+      readLoops: [...this.readers.values()].filter((r) => r.size > 0).length,
       listeners,
       topicSinks,
       published: this.seqNo,
@@ -221,42 +240,62 @@ export class Fanout {
   /** Called by a follower for each new live event, in offset order. Never awaits. */
   publishOne(f: Follower, env: Envelope): void {
     const seq = ++this.seqNo;
-    for (const o of this.observers) {
+    const observers = this.observers;
+    for (let i = 0; i < observers.length; i++) {
       try {
-        o(env, seq);
+        (observers[i] as PublishObserver)(env, seq);
       } catch (e) {
         this.log?.error({ err: errorMessage(e) }, "fan-out publish observer threw");
       }
     }
-    const frames = new Map<string, string>();
-    const frame = (encoder: string): string => {
-      let fr = frames.get(encoder);
-      if (fr === undefined) {
-        const enc = this.encoders.get(encoder) as Encoder;
-        fr = enc(env, seq);
-        frames.set(encoder, fr);
-      }
-      return fr;
-    };
     // Sinks that asked for a resume point ahead of this node join once the stream passes it.
-    for (const a of f.pendingTopic) {
-      if (a.after === null || compareOffsets(env.offset, a.after) > 0) {
-        f.pendingTopic.delete(a);
-        this.joinTopic(a);
+    if (f.pendingTopic.size > 0) {
+      for (const a of f.pendingTopic) {
+        if (a.after === null || compareOffsets(env.offset, a.after) > 0) {
+          f.pendingTopic.delete(a);
+          this.joinTopic(a);
+        }
       }
     }
-    if (this.publishTopic) {
-      for (const [encoder, n] of f.topicRefs) {
-        if (n > 0) this.publishTopic(this.topic(f.conversationId, encoder), frame(encoder));
+    this.frameEnv = env;
+    this.frameSeq = seq;
+    this.frameOf.clear();
+    try {
+      if (this.publishTopic && f.topicRefs.size > 0) {
+        for (const [encoder, n] of f.topicRefs) {
+          if (n > 0) this.publishTopic(f.topics.get(encoder) ?? this.topicOf(f, encoder), this.frame(encoder));
+        }
       }
-    }
-    for (const a of f.listeners) {
-      if (a.after !== null) {
-        if (compareOffsets(env.offset, a.after) <= 0) continue;
-        a.after = null;
+      if (f.listeners.size > 0) {
+        for (const a of f.listeners) {
+          if (a.after !== null) {
+            if (compareOffsets(env.offset, a.after) <= 0) continue;
+            a.after = null;
+          }
+          if (!this.safeDeliver(a, this.frame(a.sink.encoder), env)) this.drop(a);
+        }
       }
-      if (!this.safeDeliver(a, frame(a.sink.encoder), env)) this.drop(a);
+    } finally {
+      // Frames must not outlive their event (nor keep it alive).
+      this.frameEnv = undefined;
+      this.frameOf.clear();
     }
+  }
+
+  /** The frame of the event being published for `encoder`: encoded once, on first use. */
+  private frame(encoder: string): string {
+    let fr = this.frameOf.get(encoder);
+    if (fr === undefined) {
+      fr = (this.encoders.get(encoder) as Encoder)(this.frameEnv as Envelope, this.frameSeq);
+      this.frameOf.set(encoder, fr);
+    }
+    return fr;
+  }
+
+  private topicOf(f: Follower, encoder: string): string {
+    const t = this.topic(f.conversationId, encoder);
+    f.topics.set(encoder, t);
+    return t;
   }
 
   private follow(conversationId: string): Follower {
@@ -283,21 +322,26 @@ export class Fanout {
       throw e;
     }
     if (f.refs === 0 || this.stopped || this.followers.get(f.conversationId) !== f) return;
-    this.reader(f.partition).add(f);
+    this.reader(this.groupOf(f.partition)).add(f);
   }
 
-  private reader(partition: number): PartitionReader {
-    let r = this.readers.get(partition);
+  /** One XREAD may span only one slot on Cluster (one partition); on a single Redis, any keys. */
+  private groupOf(partition: number): number {
+    return this.cluster ? partition : partition % this.readLoops;
+  }
+
+  private reader(group: number): PartitionReader {
+    let r = this.readers.get(group);
     if (!r) {
       r = new PartitionReader({
-        partition,
+        group,
         redis: this.redis,
         nodeId: this.nodeId,
         blockMs: this.blockMs,
         count: this.pageSize,
         log: this.log,
       });
-      this.readers.set(partition, r);
+      this.readers.set(group, r);
     }
     return r;
   }
@@ -477,7 +521,7 @@ export class Fanout {
     f.refs--;
     if (f.refs === 0 && this.followers.get(f.conversationId) === f) {
       this.followers.delete(f.conversationId);
-      this.readers.get(f.partition)?.remove(f);
+      this.readers.get(this.groupOf(f.partition))?.remove(f);
     }
   }
 }

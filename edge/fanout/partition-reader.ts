@@ -6,9 +6,13 @@ import type { RedisClient } from "../../core/redis/connection.js";
 import type { RawEntry } from "./entries.js";
 
 /**
- * One blocking XREAD loop per partition, over every followed stream of that partition. All keys of
- * a partition share the `{pN}` hash tag, hence one slot, so one XREAD covers them on Redis Cluster
- * too. A blocking read occupies its connection, so each active partition has its own duplicate.
+ * One blocking XREAD loop over every followed stream of a *read group*. On Redis Cluster a group is
+ * one partition: its keys share the `{pN}` hash tag, hence one slot, which is as far as one XREAD
+ * may reach there. On a single Redis nothing stops one XREAD from spanning every partition, so the
+ * fan-out puts all of them in one group (`readLoops`, default 1): one command per round for the
+ * whole node instead of one per partition — during pure fan-out the per-command cost of the Redis
+ * client (encoding, reply parsing, promise) was the largest share of the edge's CPU (issue 5). A
+ * blocking read occupies its connection, so each active group has its own duplicate.
  *
  * When the followed set changes the running XREAD must be re-issued. Instead of CLIENT UNBLOCK
  * (which needs the blocked connection's id and the right cluster node) the loop also reads a tiny
@@ -25,7 +29,8 @@ export interface FollowedStream {
 }
 
 export interface PartitionReaderOptions {
-  partition: number;
+  /** Read group: a partition on Cluster; on a single Redis, partition mod readLoops. Names the wake key. */
+  group: number;
   redis: RedisClient;
   nodeId: string;
   blockMs: number;
@@ -37,8 +42,12 @@ export interface PartitionReaderOptions {
 const WAKE_TTL_MS = 3_600_000;
 
 export class PartitionReader {
-  readonly partition: number;
+  readonly group: number;
   private readonly streams = new Map<string, FollowedStream>();
+  /** XREAD's key list (wake key first), rebuilt only when the followed set changes. */
+  private keys: string[] = [];
+  private followed: FollowedStream[] = [];
+  private keysStale = true;
   private readonly o: PartitionReaderOptions;
   private readonly wakeKey: string;
   private readonly prefix: string;
@@ -52,8 +61,8 @@ export class PartitionReader {
 
   constructor(o: PartitionReaderOptions) {
     this.o = o;
-    this.partition = o.partition;
-    this.wakeKey = `${tag(o.partition)}:fanout:wake:${o.nodeId}`;
+    this.group = o.group;
+    this.wakeKey = `${tag(o.group)}:fanout:wake:${o.nodeId}`;
     // Replies name keys with the client's keyPrefix (tests use one); map them back.
     this.prefix = (o.redis.options as { keyPrefix?: string }).keyPrefix ?? "";
   }
@@ -64,6 +73,7 @@ export class PartitionReader {
 
   add(s: FollowedStream): void {
     this.streams.set(this.prefix + s.key, s);
+    this.keysStale = true;
     this.ensureRunning();
     this.wake();
   }
@@ -71,6 +81,7 @@ export class PartitionReader {
   remove(s: FollowedStream): void {
     const k = this.prefix + s.key;
     if (this.streams.get(k) === s) this.streams.delete(k);
+    this.keysStale = true;
     // Stop reading it soon; entries still in flight for it are ignored (not in the map).
     this.wake();
   }
@@ -78,6 +89,7 @@ export class PartitionReader {
   async stop(): Promise<void> {
     this.stopped = true;
     this.streams.clear();
+    this.keysStale = true;
     // Closing the connection rejects the blocked XREAD, which ends the loop.
     this.conn?.disconnect();
     await this.running;
@@ -92,7 +104,7 @@ export class PartitionReader {
     this.running = this.loop()
       .catch((e: unknown) => {
         failed = true;
-        this.o.log?.error({ partition: this.partition, err: errorMessage(e) }, "fan-out read loop failed; restarting");
+        this.o.log?.error({ group: this.group, err: errorMessage(e) }, "fan-out read loop failed; restarting");
       })
       .finally(() => {
         this.running = undefined;
@@ -112,30 +124,38 @@ export class PartitionReader {
       .xadd(this.wakeKey, "MAXLEN", "1", "*", "w", "1")
       .pexpire(this.wakeKey, WAKE_TTL_MS)
       .exec()
-      .catch((e: unknown) => this.o.log?.warn({ partition: this.partition, err: errorMessage(e) }, "fan-out wake-up failed"));
+      .catch((e: unknown) => this.o.log?.warn({ group: this.group, err: errorMessage(e) }, "fan-out wake-up failed"));
   }
 
   private async loop(): Promise<void> {
     while (!this.stopped && this.streams.size > 0) {
-      const conn = (this.conn ??= blockingConnection(this.o.redis, `tributary-fanout:${this.o.nodeId}:p${this.partition}`));
-      const keys: string[] = [this.wakeKey];
-      const ids: string[] = [this.wakeSeen];
-      for (const s of this.streams.values()) {
-        keys.push(s.key);
-        ids.push(s.position);
+      const conn = (this.conn ??= blockingConnection(this.o.redis, `tributary-fanout:${this.o.nodeId}:g${this.group}`));
+      if (this.keysStale) {
+        this.keysStale = false;
+        this.followed = [...this.streams.values()];
+        this.keys = [this.wakeKey, ...this.followed.map((s) => s.key)];
       }
+      // Keys, then one id per key: where each stream's last published event is.
+      const n = this.followed.length;
+      const args: Array<string | number> = new Array(5 + 2 * (n + 1));
+      args[0] = "COUNT";
+      args[1] = this.o.count;
+      args[2] = "BLOCK";
+      args[3] = this.o.blockMs;
+      args[4] = "STREAMS";
+      for (let i = 0; i <= n; i++) args[5 + i] = this.keys[i] as string;
+      args[6 + n] = this.wakeSeen;
+      for (let i = 0; i < n; i++) args[7 + n + i] = (this.followed[i] as FollowedStream).position;
       let reply: Array<[Buffer, RawEntry[]]> | null;
       // This read covers every stream followed so far; only later changes need a new wake-up.
       this.wakeSent = false;
       try {
-        reply = (await conn.xreadBuffer("COUNT", this.o.count, "BLOCK", this.o.blockMs, "STREAMS", ...keys, ...ids)) as Array<
-          [Buffer, RawEntry[]]
-        > | null;
+        reply = (await (conn.xreadBuffer as (...a: Array<string | number>) => Promise<unknown>)(...args)) as Array<[Buffer, RawEntry[]]> | null;
         this.failures = 0;
       } catch (e) {
         if (this.stopped) return;
         this.failures++;
-        this.o.log?.warn({ partition: this.partition, err: errorMessage(e), failures: this.failures }, "fan-out read failed; retrying");
+        this.o.log?.warn({ group: this.group, err: errorMessage(e), failures: this.failures }, "fan-out read failed; retrying");
         // Positions are kept, so the retry resumes exactly where it stopped.
         await sleep(Math.min(2000, 50 * 2 ** Math.min(this.failures, 6)));
         continue;
@@ -154,13 +174,22 @@ export class PartitionReader {
   }
 }
 
-/** A duplicate for blocking reads, named so operators can tell fan-out readers apart in CLIENT LIST. */
+/**
+ * A duplicate for blocking reads, named so operators can tell fan-out readers apart in CLIENT LIST.
+ * Without auto-pipelining: a blocking connection carries one command at a time, so batching buys
+ * nothing, and ioredis would build a pipeline object for every XREAD (a measurable share of the
+ * edge's CPU at high event rates).
+ */
 function blockingConnection(client: RedisClient, connectionName: string): RedisClient {
   if (client instanceof Cluster) {
     // Cluster.duplicate merges options shallowly: keep the node options, change only the name.
-    return client.duplicate(undefined, { ...client.options, redisOptions: { ...client.options.redisOptions, connectionName } });
+    return client.duplicate(undefined, {
+      ...client.options,
+      enableAutoPipelining: false,
+      redisOptions: { ...client.options.redisOptions, connectionName, enableAutoPipelining: false },
+    });
   }
-  return client.duplicate({ connectionName });
+  return client.duplicate({ connectionName, enableAutoPipelining: false });
 }
 
 function sleep(ms: number): Promise<void> {

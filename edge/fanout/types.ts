@@ -49,6 +49,13 @@ export interface FanoutOptions {
   pageSize?: number;
   /** Identifies this edge node in its wake-up keys. Default: random. */
   nodeId?: string;
+  /**
+   * Single Redis only: how many blocking XREAD loops (each its own connection) share the followed
+   * streams, split by partition. Default 1: one command per round for the whole node, as cheap as a
+   * bare XREAD loop; more loops spread Redis's work per round when a node follows very many streams.
+   * Redis Cluster always reads one partition per loop (an XREAD cannot span slots).
+   */
+  readLoops?: number;
 }
 
 /** A client as the fan-out sees it. Every callback is synchronous and must never throw or block. */
@@ -94,7 +101,10 @@ export interface Attachment {
 
 export interface FanoutStats {
   conversations: number;
+  /** Partitions with at least one followed conversation. */
   partitions: number;
+  /** Blocking XREAD loops running (one connection each). */
+  readLoops: number;
   listeners: number;
   topicSinks: number;
   published: number;

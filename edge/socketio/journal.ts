@@ -119,20 +119,34 @@ export function pickLast(rec: Pick<SessionRecord, "journal" | "confirmed" | "fol
 
 /**
  * Live events published on this node, kept per conversation while some WebSocket session of the
- * node follows that conversation through its topic: (seq, offset), bounded per conversation. What
- * falls out is summarised (`evicted`: the newest dropped entry) so a journal built later knows how
- * far back it is blind. Per conversation rather than one node-wide ring, so building a session's
- * journal costs in proportion to its own conversations' events, and a busy conversation cannot
- * push a quiet one's history out.
+ * node follows that conversation through its topic: (seq, offset), the newest `capacity` per
+ * conversation. What falls out is summarised (`evicted`: the newest dropped entry) so a journal
+ * built later knows how far back it is blind. Per conversation rather than one node-wide ring, so
+ * building a session's journal costs in proportion to its own conversations' events, and a busy
+ * conversation cannot push a quiet one's history out.
+ *
+ * Each log is a circular buffer that grows to `capacity` and then overwrites its oldest entry: a
+ * push is two array stores and allocates nothing (it runs once per live event, issue 5).
  */
-export class PublishRing {
-  private readonly logs = new Map<string, { seqs: number[]; offsets: string[]; evicted: { seq: number; offset: string } | undefined }>();
+interface ConversationLog {
+  seqs: number[];
+  offsets: string[];
+  /** Physical index of the oldest entry once the buffer is full (0 until then). */
+  head: number;
+  evictedSeq: number;
+  evictedOffset: string | undefined;
+}
 
-  constructor(readonly capacityPerConversation: number) {}
+export class PublishRing {
+  private readonly logs = new Map<string, ConversationLog>();
+
+  constructor(readonly capacityPerConversation: number) {
+    if (!Number.isInteger(capacityPerConversation) || capacityPerConversation < 1) throw new RangeError(`ring capacity must be ≥ 1, got ${capacityPerConversation}`);
+  }
 
   /** Start keeping `conversationId`'s events (idempotent). */
   track(conversationId: string): void {
-    if (!this.logs.has(conversationId)) this.logs.set(conversationId, { seqs: [], offsets: [], evicted: undefined });
+    if (!this.logs.has(conversationId)) this.logs.set(conversationId, { seqs: [], offsets: [], head: 0, evictedSeq: 0, evictedOffset: undefined });
   }
 
   /** Stop keeping them (no topic session of this node follows the conversation any more). */
@@ -143,35 +157,46 @@ export class PublishRing {
   push(seq: number, conversationId: string, offset: string): void {
     const log = this.logs.get(conversationId);
     if (!log) return;
-    log.seqs.push(seq);
-    log.offsets.push(offset);
-    if (log.seqs.length > 2 * this.capacityPerConversation) {
-      // Drop in chunks so the amortised cost per event stays O(1).
-      const n = log.seqs.length - this.capacityPerConversation;
-      log.evicted = { seq: log.seqs[n - 1] as number, offset: log.offsets[n - 1] as string };
-      log.seqs.splice(0, n);
-      log.offsets.splice(0, n);
+    if (log.seqs.length < this.capacityPerConversation) {
+      log.seqs.push(seq);
+      log.offsets.push(offset);
+      return;
     }
+    const h = log.head;
+    log.evictedSeq = log.seqs[h] as number;
+    log.evictedOffset = log.offsets[h] as string;
+    log.seqs[h] = seq;
+    log.offsets[h] = offset;
+    log.head = h + 1 === log.seqs.length ? 0 : h + 1;
   }
 
   /** Held entries of one conversation with seq ≥ `fromSeq`, oldest first. */
   *entries(conversationId: string, fromSeq: number): Generator<{ seq: number; offset: string }> {
     const log = this.logs.get(conversationId);
     if (!log) return;
-    // Binary search for the first seq ≥ fromSeq: seqs are increasing.
+    const n = log.seqs.length;
+    const at = (i: number): number => {
+      const j = log.head + i;
+      return j < n ? j : j - n;
+    };
+    // Binary search (over the logical order, oldest first) for the first seq ≥ fromSeq: seqs increase.
     let lo = 0;
-    let hi = log.seqs.length;
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if ((log.seqs[mid] as number) < fromSeq) lo = mid + 1;
+      if ((log.seqs[at(mid)] as number) < fromSeq) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < log.seqs.length; i++) yield { seq: log.seqs[i] as number, offset: log.offsets[i] as string };
+    for (let i = lo; i < n; i++) {
+      const j = at(i);
+      yield { seq: log.seqs[j] as number, offset: log.offsets[j] as string };
+    }
   }
 
   /** The newest entry of `conversationId` that is no longer held, if any. */
   evicted(conversationId: string): { seq: number; offset: string } | undefined {
-    return this.logs.get(conversationId)?.evicted;
+    const log = this.logs.get(conversationId);
+    return log?.evictedOffset === undefined ? undefined : { seq: log.evictedSeq, offset: log.evictedOffset };
   }
 }
 

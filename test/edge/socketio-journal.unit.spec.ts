@@ -246,12 +246,41 @@ describe("socket.io recovery journal", () => {
     ring.push(11, "b", "11-0");
     ring.push(12, "c", "12-0"); // not tracked: nobody on this node follows it
     const rec = buildJournal(subs, [{ seq: 3, n: 0, subId: 1, offset: "3-5" }], ring, 100);
-    // Events 1..5 of "a" fell out of its log (dropped in chunks): they fold into base, and so does
-    // the direct frame handed over before them; the journal holds 6..10 and b's 11.
-    expect(rec.subs.map((x) => x.base)).toEqual(["5-0", "3-5"]);
-    expect(rec.journal.map(([, o]) => o)).toEqual(["6-0", "7-0", "8-0", "9-0", "10-0", "11-0"]);
+    // Events 1..6 of "a" fell out of its log (it keeps the newest 4): they fold into base, and so
+    // does the direct frame handed over before them; the journal holds 7..10 and b's 11.
+    expect(rec.subs.map((x) => x.base)).toEqual(["6-0", "3-5"]);
+    expect(rec.journal.map(([, o]) => o)).toEqual(["7-0", "8-0", "9-0", "10-0", "11-0"]);
     expect(recoverPositions(rec, "11-0")).toEqual(new Map([[0, "10-0"], [1, "11-0"]]));
     expect(recoverPositions(rec, "8-0")).toEqual(new Map([[0, "8-0"], [1, "3-5"]]));
     expect(recoverPositions(rec, "3-0")).toBeUndefined();
+  });
+
+  it("the publish log keeps exactly the newest `capacity` entries per conversation, in order", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.array(fc.constantFrom("a", "b", "c"), { maxLength: 60 }),
+        fc.integer({ min: 0, max: 70 }),
+        (cap, convs, fromSeq) => {
+          const ring = new PublishRing(cap);
+          ring.track("a");
+          ring.track("b");
+          const model = new Map<string, Array<{ seq: number; offset: string }>>([
+            ["a", []],
+            ["b", []],
+          ]);
+          convs.forEach((c, i) => {
+            ring.push(i + 1, c, `${i + 1}-0`);
+            model.get(c)?.push({ seq: i + 1, offset: `${i + 1}-0` });
+          });
+          for (const [c, all] of model) {
+            const held = all.slice(-cap);
+            expect([...ring.entries(c, fromSeq)]).toEqual(held.filter((e) => e.seq >= fromSeq));
+            expect(ring.evicted(c)).toEqual(all.length > cap ? all[all.length - cap - 1] : undefined);
+          }
+          expect([...ring.entries("c", 0)]).toEqual([]);
+        },
+      ),
+    );
   });
 });
