@@ -152,7 +152,10 @@ export class Connection {
         return;
       case PacketType.EVENT:
         if (!this.connected) return;
-        void this.onEvent(p.data as unknown[], p.id);
+        // The parser passes an EVENT without payload ("42") with data undefined; a client's bad
+        // frame must never become an unhandled rejection.
+        if (!Array.isArray(p.data) || p.data.length === 0) return;
+        this.onEvent(p.data as unknown[], p.id).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, "socket.io event handler failed"));
         return;
       case PacketType.DISCONNECT:
         this.clientLeft = true;

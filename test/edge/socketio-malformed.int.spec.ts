@@ -141,6 +141,18 @@ describe("Engine.IO over raw HTTP long-polling", () => {
     await healthy();
   });
 
+  it("ignores an EVENT without payload ('42', '421'): no unhandled rejection, the session goes on", async () => {
+    const sid = await handshake();
+    await post(sid, `40${JSON.stringify({ token })}`);
+    await (await poll(sid)).text();
+    for (const body of ["42", "421"]) await (await post(sid, body)).text();
+    // A later well-formed event with an ack is still answered on the same session.
+    await (await post(sid, '4277["unsubscribe",{"conversationId":"c-x"}]')).text();
+    await waitFor(async () => expect(await (await poll(sid)).text()).toContain('4377[{"ok":true}]'));
+    expect(await gone(sid)).toBe(false);
+    await healthy();
+  });
+
   it("an unknown namespace gets CONNECT_ERROR on that namespace", async () => {
     const sid = await handshake();
     await post(sid, `40/admin,${JSON.stringify({ token })}`);
