@@ -17,10 +17,9 @@ import { AggregateId, parseArgs } from "../stream-args.js";
  * terminal, or with --progress). `--format json` prints
  * the audit report (edge/cli/audit-report.ts) on stdout, whether it passed or not.
  */
-const VerifyArgs = z.union([
-  z.object({ conversationId: AggregateId, all: z.literal(false), format: z.enum(["text", "json"]) }),
-  z.object({ conversationId: z.undefined(), all: z.literal(true), format: z.enum(["text", "json"]) }),
-]);
+// One object, not a union of the two forms: a union's error names no argument ("Invalid input"),
+// and "exactly one of <id> and --all" is checked before parsing.
+const VerifyArgs = z.object({ conversationId: AggregateId.optional(), all: z.boolean(), format: z.enum(["text", "json"]) });
 
 /** At most one progress line per this many milliseconds (and one at the end). */
 const PROGRESS_EVERY_MS = 1000;
@@ -53,7 +52,7 @@ export function registerAudit(program: Command): void {
       await withContext(async (ctx) => {
         const sources = await historySources(ctx);
         let report: AuditReport;
-        if (args.all) {
+        if (args.all || args.conversationId === undefined) {
           let last = 0;
           let latest: Progress = { streams: 0, events: 0 };
           // Progress is for a person watching; a pipe (scripts, CI) gets only the result unless asked.

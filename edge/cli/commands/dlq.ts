@@ -22,7 +22,7 @@ function checkId(id: string, partitions: number): string {
     parseDeadLetterId(id, partitions);
     return id;
   } catch (e) {
-    throw new UsageError(isTributaryError(e) ? e.message : String(e));
+    throw new UsageError(`invalid <id> ${JSON.stringify(id)}: ${isTributaryError(e) ? e.message : String(e)}`);
   }
 }
 

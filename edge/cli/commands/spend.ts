@@ -55,7 +55,7 @@ export function registerSpend(program: Command): void {
         groupBy: a.groupBy,
         ...(a.tenant === undefined ? {} : { tenantId: a.tenant }),
         ...(a.user === undefined ? {} : { userId: a.user }),
-      });
+      }, { tenantId: "--tenant", userId: "--user" });
       await withContext(async (ctx) => {
         const opened = await openDatabase(ctx.config, { max: 1 });
         ctx.onClose(() => opened.close());

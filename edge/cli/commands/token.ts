@@ -11,6 +11,8 @@ import { UsageError } from "../exit-codes.js";
  * prints an HS256 JWT signed with AUTH_JWT_SECRET, or with the dev secret in DATA_DIR/dev-secret
  * (the one `tributary start` uses on loopback when AUTH_JWT_SECRET is unset).
  */
+const MAX_TTL_MS = 3650 * 86_400_000;
+
 interface TokenOptions {
   sub?: string;
   tenant?: string;
@@ -41,6 +43,9 @@ export function registerToken(program: Command): void {
         throw new UsageError(`--ttl must be a duration like 15m, 1h or 7d, got ${opts.ttl}`);
       }
       if (ttlMs < 1000) throw new UsageError("--ttl must be at least 1s");
+      // A JWT's exp is a NumericDate: past this the product is no longer an exact integer (and no
+      // local token needs to outlive ten years).
+      if (!Number.isSafeInteger(ttlMs) || ttlMs > MAX_TTL_MS) throw new UsageError(`--ttl must be at most 3650d, got ${opts.ttl}`);
       const roles = (opts.roles ?? "").split(",").map((r) => r.trim()).filter(Boolean);
       // The same schema the edge applies, so a token this prints is a token the edge accepts.
       const claims = ClaimsSchema.safeParse({ sub: opts.sub, tid: opts.tenant, pid: opts.project, tier: opts.tier, roles, exp: 1 });
