@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { DependencyError, errorMessage } from "../../../core/errors.js";
 import { startEdgeRole } from "../../role.js";
 import { withContext } from "../context.js";
+import { installProcessGuards } from "../../../core/process-guards.js";
 
 /**
  * `tributary edge`: one edge node (HTTP, SSE, Socket.IO). Any number may run on one Redis; each
@@ -16,6 +17,7 @@ export function registerEdge(program: Command): void {
       await withContext(async (ctx) => {
         // Exit 3 when Redis is down at start; later outages are the breaker's (the service client
         // keeps reconnecting through a Redis restart).
+        installProcessGuards(ctx.log);
         const redis = await ctx.redis({ service: true });
         redis.on("error", (e: unknown) => ctx.log.warn({ err: errorMessage(e) }, "redis connection error"));
         const role = await startEdgeRole({ config: ctx.config, log: ctx.log, redis }).catch((e: unknown) => {

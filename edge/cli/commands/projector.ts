@@ -10,6 +10,7 @@ import { createBlobStore } from "../../../core/blob/create.js";
 import { createArchivedLogSource } from "../../../core/redis/log-archive.js";
 import { withContext } from "../context.js";
 import { parseArgs } from "../stream-args.js";
+import { installProcessGuards } from "../../../core/process-guards.js";
 
 /**
  * `tributary projector`: one projector process. Any number may run: the consumer group spreads
@@ -32,6 +33,7 @@ export function registerProjector(program: Command): void {
         ctx.onClose(() => opened.close());
         await migrateToLatest(opened.db as never);
         const log = ctx.log.child({ role: "projector" });
+        installProcessGuards(log);
         const all = allPartitions(ctx.config.PARTITIONS);
         const lease = a.allPartitions ? undefined : new PartitionLease({ redis, role: "projector", partitions: ctx.config.PARTITIONS, log });
         lease?.start();

@@ -12,6 +12,7 @@ import { startEdgeRole } from "../../role.js";
 import { withContext } from "../context.js";
 import { ensureLocalRedis } from "../local-redis.js";
 import { buildWorker, untilSignal } from "../roles.js";
+import { installProcessGuards } from "../../../core/process-guards.js";
 
 /** How often `start` runs the archiver. */
 const ARCHIVE_EVERY_MS = 60_000;
@@ -29,6 +30,7 @@ export function registerStart(program: Command): void {
       await withContext(async (ctx) => {
         const { config } = ctx;
         const log = ctx.log;
+        installProcessGuards(log);
         const localRedis = await ensureLocalRedis(config, log);
         ctx.onClose(() => localRedis.stop());
         const redis = await ctx.redis({ service: true });

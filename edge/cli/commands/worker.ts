@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { withContext } from "../context.js";
 import { buildWorker, untilSignal } from "../roles.js";
+import { installProcessGuards } from "../../../core/process-guards.js";
 
 /**
  * `tributary worker`: one actor worker. Any number may run: partitions are shared out by leases
@@ -15,6 +16,7 @@ export function registerWorker(program: Command): void {
       await withContext(async (ctx) => {
         const redis = await ctx.redis({ service: true });
         const log = ctx.log.child({ role: "worker" });
+        installProcessGuards(log);
         const worker = buildWorker(ctx.config, redis, log);
         await worker.start();
         log.info({ partitions: ctx.config.PARTITIONS }, "worker running");
