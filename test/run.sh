@@ -9,7 +9,8 @@
 # one file at a time after the other tiers, never next to them. The short form (CHAOS_SECONDS=40
 # of faults in kill.spec.ts; the soak stays opt-in) takes about 2.5 min; `npm run test:chaos`
 # runs the default form, and CHAOS_SECONDS / SOAK_SECONDS make longer ones.
-# TRIBUTARY_SKIP_CHAOS=1 leaves the chaos run out (local iterations only; CI always runs it).
+# Arguments (file filters, -t) go to the first run only. TRIBUTARY_SKIP_CHAOS=1 leaves the chaos
+# run out (local iterations only; CI always runs it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash test/services/up.sh || { echo "could not start test services" >&2; exit 1; }
@@ -21,7 +22,7 @@ rc=$?
 chaos_rc=0
 if [ "${TRIBUTARY_SKIP_CHAOS:-0}" != 1 ]; then
   CHAOS_SECONDS="${CHAOS_SECONDS:-40}" SOAK_SECONDS=0 \
-    npx vitest run --project chaos --passWithNoTests --reporter=default --reporter=json --outputFile=.data/vitest-chaos.json "$@"
+    npx vitest run --project chaos --reporter=default --reporter=json --outputFile=.data/vitest-chaos.json
   chaos_rc=$?
 fi
 node -e '
