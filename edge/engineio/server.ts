@@ -74,11 +74,21 @@ function handshakeOf(req: HttpRequest, res: HttpResponse, query: string): Handsh
   return { headers, query, remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString() };
 }
 
+/** What a WebSocket's user data keeps of its handshake once the session has it. */
+const NO_HANDSHAKE: Handshake = Object.freeze({ headers: Object.freeze({}), query: "", remoteAddress: "" });
+
 export class EngineServer implements SessionHost {
   readonly sessions = new Map<string, EngineSession>();
   private readonly pollingMembers = new Map<string, Set<EngineSession>>();
   private readonly opts: EngineOptions;
   private readonly openPacket: (sid: string, upgrades: string[]) => string;
+  /**
+   * One heartbeat timer for every session of the server (pings, pong deadlines and the upper
+   * layer's deadlines), running while there are sessions: thousands of idle connections must not
+   * mean thousands of timers. Its period bounds how late a deadline is noticed.
+   */
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly tickMs: number;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -87,7 +97,19 @@ export class EngineServer implements SessionHost {
     this.opts = { ...ENGINE_DEFAULTS, ...opts };
     const { pingInterval, pingTimeout, maxPayload } = this.opts;
     this.openPacket = (sid, upgrades) => `0${JSON.stringify({ sid, upgrades, pingInterval, pingTimeout, maxPayload })}`;
+    this.tickMs = Math.max(5, Math.min(1000, Math.floor(Math.min(pingInterval, pingTimeout) / 5)));
     this.attach();
+  }
+
+  private tick(): void {
+    if (this.sessions.size === 0) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+      return;
+    }
+    const now = Date.now();
+    // A session that closes during its tick leaves the map; Map iteration skips deleted entries.
+    for (const s of this.sessions.values()) s.tick(now);
   }
 
   /** Deliver one encoded Engine.IO packet to every session in `topic`, whatever its transport. */
@@ -129,6 +151,10 @@ export class EngineServer implements SessionHost {
   private createSession(sid: string, transport: "polling" | "websocket", handshake: Handshake): EngineSession {
     const s = new EngineSession(sid, transport, handshake, this.opts, this);
     this.sessions.set(sid, s);
+    if (!this.heartbeat) {
+      this.heartbeat = setInterval(() => this.tick(), this.tickMs);
+      this.heartbeat.unref();
+    }
     return s;
   }
 
@@ -292,8 +318,11 @@ export class EngineServer implements SessionHost {
 
   private onWsOpen(ws: WebSocket<WsData>): void {
     const d = ws.getUserData();
+    const handshake = d.handshake;
+    // uWS keeps the user data for the socket's life: the session holds the handshake from here on.
+    d.handshake = NO_HANDSHAKE;
     if (d.fresh) {
-      const session = this.createSession(d.sid, "websocket", d.handshake);
+      const session = this.createSession(d.sid, "websocket", handshake);
       session.ws = ws;
       ws.send(this.openPacket(d.sid, []), false, false);
       this.opts.onConnection(session);

@@ -27,12 +27,27 @@ export interface Handshake {
   remoteAddress: string;
 }
 
+/**
+ * The upper layer's side of a session. Typically one object per connection whose prototype carries
+ * these methods (no closures per connection: idle connections are what a node holds most of).
+ */
 export interface SessionHandlers {
   /** A message packet's payload (Engine.IO type 4): text, or bytes for a binary message. */
   message(data: string | Buffer): void;
   close(reason: string): void;
   /** The session now runs on its WebSocket (after the polling → WebSocket upgrade). */
   upgraded?(): void;
+  /** The server's shared heartbeat tick (about once a second): the place for the upper layer's deadlines. */
+  tick?(now: number): void;
+}
+
+/**
+ * Engine.IO's ping/pong doubles as an acknowledgement: a pong proves every packet sent before its
+ * ping arrived. The upper layer stamps each ping with a mark and learns which mark was answered.
+ */
+export interface PingHooks {
+  mark(): unknown;
+  answered(mark: unknown): void;
 }
 
 export interface SessionLimits {
@@ -50,40 +65,44 @@ export interface SessionHost {
 }
 
 export const SEPARATOR = "\x1e";
+const NO_HANDLERS: SessionHandlers = { message: () => undefined, close: () => undefined };
+/** What is left of a handshake once the upper layer has read it (see releaseHandshake). */
+const RELEASED: Handshake = Object.freeze({ headers: Object.freeze({}), query: "", remoteAddress: "" });
 const NOOP = "6";
+/** The empty polling buffer, shared (never pushed to): most sessions are WebSocket and never queue. */
+const EMPTY: string[] = [];
+const NO_TOPICS: ReadonlySet<string> = new Set();
 const PING = "2";
 const CLOSE = "1";
 
 export class EngineSession {
   readonly id: string;
-  readonly handshake: Handshake;
-  handlers: SessionHandlers = { message: () => undefined, close: () => undefined };
+  handshake: Handshake;
+  handlers: SessionHandlers = NO_HANDLERS;
   transport: TransportName;
   /** The WebSocket once the session runs on (or is upgrading to) one. */
   ws: WebSocket<WsData> | undefined;
   upgrading = false;
   closed = false;
-  /** Topics (uWS topic names) the session belongs to, whatever the transport. */
-  readonly topics = new Set<string>();
+  /** Topics (uWS topic names) the session belongs to, whatever the transport. Created on first join. */
+  private topicSet: Set<string> | undefined;
 
   // Polling state: packets waiting for the next GET and the GET being held, if any.
-  private buffer: string[] = [];
+  private buffer: string[] = EMPTY;
   private bufferBytes = 0;
   private pendingGet: HttpResponse | undefined;
   postInFlight = false;
   /** The upper layer's mark when the last non-empty poll response left (see onPollGet). */
   private lastAnswerMark: unknown;
 
-  private pingTimer: NodeJS.Timeout | undefined;
-  private pongTimer: NodeJS.Timeout | undefined;
+  // Heartbeat: deadlines checked by the server's one shared tick (no timer per session).
+  /** When the next ping is due (ms since the epoch). */
+  private nextPingAt: number;
+  /** When the oldest unanswered ping must have been answered; 0 = no ping outstanding. */
+  private pongDeadline = 0;
   /** Marks of the pings not yet answered, oldest first (the client answers each ping, in order). */
-  private readonly pendingPings: unknown[] = [];
-  private pingRequested = false;
-  /**
-   * Engine.IO's ping/pong doubles as an acknowledgement: a pong proves every packet sent before its
-   * ping arrived. The upper layer stamps each ping with a mark and learns which mark was answered.
-   */
-  pingHooks: { mark(): unknown; answered(mark: unknown): void } | undefined;
+  private pendingPings: unknown[] | undefined;
+  pingHooks: PingHooks | undefined;
 
   constructor(
     id: string,
@@ -95,7 +114,16 @@ export class EngineSession {
     this.id = id;
     this.transport = transport;
     this.handshake = handshake;
-    this.schedulePing();
+    this.nextPingAt = Date.now() + limits.pingInterval;
+  }
+
+  /** The upper layer has read what it needs of the handshake (credentials): do not keep it for the session's life. */
+  releaseHandshake(): void {
+    this.handshake = RELEASED;
+  }
+
+  get topics(): ReadonlySet<string> {
+    return this.topicSet ?? NO_TOPICS;
   }
 
   /** Send a message (Engine.IO type 4) carrying `data`. */
@@ -125,6 +153,7 @@ export class EngineSession {
       this.close("transport error", "slow client");
       return false;
     }
+    if (this.buffer === EMPTY) this.buffer = [];
     this.buffer.push(packet);
     this.bufferBytes += bytes;
     if (this.pendingGet) {
@@ -135,14 +164,14 @@ export class EngineSession {
   }
 
   join(topic: string): void {
-    if (this.topics.has(topic)) return;
-    this.topics.add(topic);
+    if (this.topicSet?.has(topic)) return;
+    (this.topicSet ??= new Set()).add(topic);
     if (this.transport === "websocket" && this.ws && !this.upgrading) this.ws.subscribe(topic);
     else this.host.pollingJoin(this, topic);
   }
 
   leave(topic: string): void {
-    if (!this.topics.delete(topic)) return;
+    if (!this.topicSet?.delete(topic)) return;
     if (this.transport === "websocket" && this.ws && !this.upgrading) this.ws.unsubscribe(topic);
     else this.host.pollingLeave(this, topic);
   }
@@ -187,7 +216,7 @@ export class EngineSession {
   private answerPoll(res: HttpResponse): void {
     if (this.buffer.length > 0) this.lastAnswerMark = this.pingHooks?.mark();
     const payload = this.buffer.length > 0 ? this.buffer.join(SEPARATOR) : NOOP;
-    this.buffer = [];
+    this.buffer = EMPTY;
     this.bufferBytes = 0;
     writePollResponse(res, payload);
     if (this.closed) this.host.removed(this);
@@ -204,7 +233,7 @@ export class EngineSession {
 
   private drain(): string {
     const p = this.buffer.join(SEPARATOR);
-    this.buffer = [];
+    this.buffer = EMPTY;
     this.bufferBytes = 0;
     return p;
   }
@@ -220,7 +249,7 @@ export class EngineSession {
     // Order matters and nothing async runs in between: first what waited for the poll, then the
     // topics, so no fan-out frame can overtake or be lost across the switch.
     const waiting = this.buffer;
-    this.buffer = [];
+    this.buffer = EMPTY;
     this.bufferBytes = 0;
     this.releasePoll();
     ws.cork(() => {
@@ -260,41 +289,39 @@ export class EngineSession {
 
   // ——— heartbeat ———
 
-  /** The heartbeat: a ping every pingInterval; the oldest unanswered one must be answered within pingTimeout. */
-  private schedulePing(): void {
-    this.pingTimer = setInterval(() => this.ping(), this.limits.pingInterval);
-    this.pingTimer.unref();
+  /**
+   * The server's shared tick (EngineServer: one interval for all sessions, not a timer each): a
+   * ping every pingInterval; the oldest unanswered one must be answered within pingTimeout, else
+   * the session closes. Deadlines are met to within one tick.
+   */
+  tick(now: number): void {
+    if (this.closed) return;
+    if (this.pongDeadline !== 0 && now >= this.pongDeadline) {
+      this.close("ping timeout", "no pong");
+      return;
+    }
+    if (now >= this.nextPingAt) {
+      this.nextPingAt = now + this.limits.pingInterval;
+      this.ping(now);
+      if (this.closed) return;
+    }
+    this.handlers.tick?.(now);
   }
 
   /** Send a ping now (stamped with the upper layer's mark). */
-  ping(): void {
+  ping(now = Date.now()): void {
     if (this.closed) return;
-    this.pendingPings.push(this.pingHooks?.mark());
+    (this.pendingPings ??= []).push(this.pingHooks?.mark());
     if (!this.sendPacket(PING)) return;
-    if (!this.pongTimer) this.armPongTimer();
-  }
-
-  /** Ask for a ping after the current synchronous work (coalesces many requests into one ping). */
-  requestPing(): void {
-    if (this.pingRequested || this.closed) return;
-    this.pingRequested = true;
-    queueMicrotask(() => {
-      this.pingRequested = false;
-      this.ping();
-    });
-  }
-
-  private armPongTimer(): void {
-    this.pongTimer = setTimeout(() => this.close("ping timeout", "no pong"), this.limits.pingTimeout);
-    this.pongTimer.unref();
+    if (this.pongDeadline === 0) this.pongDeadline = now + this.limits.pingTimeout;
   }
 
   private onPong(): void {
-    if (this.pendingPings.length === 0) return;
-    const mark = this.pendingPings.shift();
-    if (this.pongTimer) clearTimeout(this.pongTimer);
-    this.pongTimer = undefined;
-    if (this.pendingPings.length > 0) this.armPongTimer();
+    const pending = this.pendingPings;
+    if (!pending || pending.length === 0) return;
+    const mark = pending.shift();
+    this.pongDeadline = pending.length > 0 ? Date.now() + this.limits.pingTimeout : 0;
+    if (pending.length === 0) this.pendingPings = undefined;
     this.pingHooks?.answered(mark);
   }
 
@@ -307,8 +334,7 @@ export class EngineSession {
   close(reason: string, detail?: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    if (this.pongTimer) clearTimeout(this.pongTimer);
+    this.pongDeadline = 0;
     for (const t of this.topics) this.host.pollingLeave(this, t);
     const ws = this.ws;
     this.ws = undefined;
@@ -321,6 +347,7 @@ export class EngineSession {
       }
     }
     if (this.transport === "polling" || this.upgrading) {
+      if (this.buffer === EMPTY) this.buffer = [];
       this.buffer.push(CLOSE);
       const res = this.pendingGet;
       if (res) {

@@ -17,18 +17,36 @@ import type {
   PublishObserver,
 } from "./types.js";
 
-/** One attach() call: a sink following one conversation. */
-interface Attached {
-  readonly follower: Follower;
-  readonly sink: FanoutSink;
+/**
+ * One attach() call: a sink following one conversation, and the Attachment handed back for it. A
+ * class so that an idle subscription holds a few fields and no closures (detach is a method, the
+ * settled `live` promises are shared).
+ */
+class Attached implements Attachment {
   /** catching-up → (pending-topic | topic | listener) → detached. */
-  mode: "catching-up" | "pending-topic" | "topic" | "listener" | "detached";
+  mode: "catching-up" | "pending-topic" | "topic" | "listener" | "detached" = "catching-up";
   /**
    * Live frames with offset ≤ after are skipped (the client already has them). null = no filter,
    * the common case: it keeps the per-listener hot path free of offset comparisons.
    */
-  after: string | null;
+  after: string | null = null;
+  offset = "0";
+  live: Promise<LiveResult> = LIVE;
+
+  constructor(
+    private readonly fanout: Fanout,
+    readonly follower: Follower,
+    readonly sink: FanoutSink,
+  ) {}
+
+  detach(): void {
+    this.fanout.release(this);
+  }
 }
+
+/** Settled outcomes, shared by every attachment that ends that way at once. */
+const LIVE: Promise<LiveResult> = Promise.resolve("live");
+const DETACHED: Promise<LiveResult> = Promise.resolve("detached");
 
 const EMPTY = "0-0";
 
@@ -197,21 +215,23 @@ export class Fanout {
     // A topic sink without `publish` would silently never receive a live frame.
     if (sink.join && !this.publishTopic) throw new Error("fan-out has no publish function for topic sinks");
     const follower = this.follow(conversationId);
-    const a: Attached = { follower, sink, mode: "catching-up", after: null };
+    const a = new Attached(this, follower, sink);
     try {
       await follower.ready;
     } catch (e) {
       this.release(a);
       throw e;
     }
-    const offset = follower.position === EMPTY ? "0" : follower.position;
-    const detach = () => this.release(a);
-    if (gone(a)) return { offset, live: Promise.resolve("detached"), detach };
+    a.offset = follower.position === EMPTY ? "0" : follower.position;
+    if (gone(a)) {
+      a.live = DETACHED;
+      return a;
+    }
     if (from === null) {
       this.joinLive(a, follower.position);
-      return { offset, live: Promise.resolve("live"), detach };
+      return a;
     }
-    const live = this.catchUp(a, from).then(
+    a.live = this.catchUp(a, from).then(
       (r) => r,
       (e: unknown) => {
         this.log?.warn({ conversationId, from, err: errorMessage(e) }, "fan-out catch-up failed; dropping the client");
@@ -219,7 +239,7 @@ export class Fanout {
         return "failed" as const;
       },
     );
-    return { offset, live, detach };
+    return a;
   }
 
   /** Stop every partition loop and forget every sink (they receive nothing more). */
@@ -507,7 +527,8 @@ export class Fanout {
     }
   }
 
-  private release(a: Attached): void {
+  /** Forget `a` (Attached.detach, drop, failed start). Idempotent. */
+  release(a: Attached): void {
     if (gone(a)) return;
     const f = a.follower;
     if (a.mode === "topic") {

@@ -16,16 +16,19 @@ export interface ResponseOptions {
   close?: boolean | undefined;
 }
 
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+
 /** A client-supplied request id is reused only if it is short and harmless in logs. */
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export class HttpContext {
   readonly res: HttpResponse;
   readonly method: string;
-  readonly url: string;
-  readonly query: string;
-  readonly headers: ReadonlyMap<string, string>;
-  readonly params: readonly string[];
+  // Not readonly: shed() drops them once a long-lived response (an event stream) no longer needs them.
+  url: string;
+  query: string;
+  headers: ReadonlyMap<string, string>;
+  params: readonly string[];
   readonly requestId: string;
   /** Route pattern for metrics and logs (never the raw URL: ids would explode label cardinality). */
   readonly route: string;
@@ -60,6 +63,19 @@ export class HttpContext {
       this.aborted = true;
       for (const fn of this.abortHandlers.splice(0)) fn();
     });
+  }
+
+  /**
+   * The response outlives the request (an event stream): drop what was copied from the request —
+   * headers, query (which may carry a token), parameters — so an idle stream does not keep them for
+   * its whole life. Call once the handler has read everything it needs; request id and route stay.
+   */
+  shed(): void {
+    this.url = "";
+    this.query = "";
+    this.headers = NO_HEADERS;
+    this.params = [];
+    this.searchParamsCache = undefined;
   }
 
   header(name: string): string | undefined {

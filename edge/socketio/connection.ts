@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { Decoder, PacketType, type Packet } from "socket.io-parser";
 import type { z } from "zod";
-import { compareOffsets } from "../../core/envelope.js";
+import { compareOffsets, type Envelope } from "../../core/envelope.js";
 import { errorMessage, isTributaryError, TributaryError, type ErrorCode } from "../../core/errors.js";
 import { assertMayCommand } from "../access.js";
 import { findToken } from "../auth/sources.js";
 import type { Principal } from "../auth/principal.js";
-import type { EngineSession } from "../engineio/session.js";
-import type { Attachment } from "../fanout/index.js";
+import type { EngineSession, PingHooks, SessionHandlers } from "../engineio/session.js";
+import type { Attachment, FanoutSink } from "../fanout/index.js";
 import { TokenBucket } from "./bucket.js";
 import type { SocketIoDeps, SocketIoOptions } from "./deps.js";
 import { ackFrame, connectErrorFrame, connectFrame, disconnectFrame } from "./frames.js";
@@ -43,6 +43,8 @@ export interface ConnectionHost {
   topicFramesOf(sub: LiveSub): DirectEntry[];
   /** A subscription of `c` joined (or left) `conversationId`'s topic: its publish log is kept while any does. */
   topicJoined(conversationId: string, c: Connection, joined: boolean): void;
+  /** `c`'s transport closed (called once, before its session record is written). */
+  closed(c: Connection): void;
 }
 
 interface Sub extends LiveSub {
@@ -51,6 +53,37 @@ interface Sub extends LiveSub {
   handed: string;
   detached: boolean;
 }
+
+/**
+ * A subscription as the fan-out sees it (FanoutSink). Classes rather than objects of closures: the
+ * methods live on the prototype, so an idle subscription costs a few fields, not a closure context
+ * per callback. A polling session's subscription is a listener (every frame through `deliver`); a
+ * session on its WebSocket also joins the uWS topic (`join`), so live frames go out natively.
+ */
+class ListenerSink implements FanoutSink {
+  readonly encoder = ENCODER;
+  constructor(
+    protected readonly conn: Connection,
+    protected readonly sub: Sub,
+  ) {}
+
+  deliver(frame: string, env: Envelope): boolean {
+    return this.conn.deliverDirect(this.sub, frame, env);
+  }
+
+  onDrop(): void {
+    this.conn.dropped();
+  }
+}
+
+class TopicSink extends ListenerSink {
+  join(topic: string): void {
+    this.conn.joinTopic(this.sub, topic);
+  }
+}
+
+/** The empty journal of direct hand-overs, shared until a session's first one (most never have any). */
+const NO_DIRECT: DirectEntry[] = [];
 
 const SID_BYTES = 15;
 const newId = (): string => randomBytes(SID_BYTES).toString("base64url");
@@ -70,8 +103,17 @@ function validate<T>(schema: z.ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-export class Connection {
-  private readonly decoder = new Decoder();
+/**
+ * The connection is its Engine.IO session's handlers and ping hooks itself (methods on the
+ * prototype): per idle connection the node keeps this object's fields and nothing else of ours —
+ * no closures, no timers (deadlines ride on the engine's shared heartbeat tick), no parser between
+ * packets.
+ */
+export class Connection implements SessionHandlers, PingHooks {
+  /** Only while a binary packet is being reassembled (its attachments follow as further messages). */
+  private decoder: Decoder | undefined;
+  /** Set by the decoder's callback: the packet just added was complete. */
+  private decodedNow = false;
   private readonly bucket: TokenBucket;
   private principal: Principal | undefined;
   private pid: string | undefined;
@@ -82,14 +124,16 @@ export class Connection {
   private closed = false;
   private readonly subs = new Map<string, Sub>();
   private nextSubId = 0;
-  private direct: DirectEntry[] = [];
+  private direct: DirectEntry[] = NO_DIRECT;
   private directN = 0;
   private marker: [number, string] | undefined;
   private confirmedMark: PingMark | undefined;
   /** Direct entries dropped to bound memory (they fold into the bases when the journal is built). */
   private trimmed: { upTo: PingMark; bases: Map<number, string> } | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /** No CONNECT by then closes the session (0 once connected). */
+  private connectDeadline: number;
+  /** The token's expiry, ms since the epoch (0 before CONNECT). */
+  private expiresAt = 0;
   private transportLabel: "websocket" | "polling";
 
   constructor(
@@ -98,29 +142,45 @@ export class Connection {
   ) {
     this.bucket = new TokenBucket(host.opts.floodBurst, host.opts.floodPerSecond, Date.now());
     this.transportLabel = engine.transport;
-    engine.handlers = { message: (d) => this.onMessage(d), close: (r) => this.onClose(r), upgraded: () => this.onUpgraded() };
-    engine.pingHooks = {
-      mark: (): PingMark => ({ seq: host.deps.fanout.seq, n: this.directN }),
-      answered: (m) => {
-        // Pongs and poll acknowledgements may arrive out of order: keep the furthest mark.
-        const mark = m as PingMark | undefined;
-        if (mark === undefined) return;
-        const cur = this.confirmedMark;
-        if (!cur || mark.n > cur.n || (mark.n === cur.n && mark.seq > cur.seq)) this.confirmedMark = mark;
-      },
-    };
-    this.decoder.on("decoded", (p: Packet) => this.onPacket(p));
-    this.connectTimer = setTimeout(() => {
-      if (!this.connected) this.engine.close("connect timeout", "no CONNECT");
-    }, host.opts.connectTimeoutMs);
-    this.connectTimer.unref();
+    this.connectDeadline = Date.now() + host.opts.connectTimeoutMs;
+    engine.handlers = this;
+    engine.pingHooks = this;
+  }
+
+  // ——— engine callbacks (SessionHandlers, PingHooks) ———
+
+  mark(): PingMark {
+    return { seq: this.host.deps.fanout.seq, n: this.directN };
+  }
+
+  answered(m: unknown): void {
+    // Pongs and poll acknowledgements may arrive out of order: keep the furthest mark.
+    const mark = m as PingMark | undefined;
+    if (mark === undefined) return;
+    const cur = this.confirmedMark;
+    if (!cur || mark.n > cur.n || (mark.n === cur.n && mark.seq > cur.seq)) this.confirmedMark = mark;
+  }
+
+  /** Deadlines, checked on the engine's shared tick (within about a second). */
+  tick(now: number): void {
+    if (this.closed) return;
+    if (!this.connected) {
+      if (now >= this.connectDeadline) this.engine.close("connect timeout", "no CONNECT");
+      return;
+    }
+    if (this.expiresAt !== 0 && now >= this.expiresAt) {
+      // Never keep a connection open on an expired token (issue 7 §5). The session stays
+      // recoverable: the client may reconnect with a fresh token and the same pid.
+      this.send(disconnectFrame());
+      this.engine.close("token expired");
+    }
   }
 
   private get log() {
     return this.host.deps.log;
   }
 
-  private onMessage(data: string | Buffer): void {
+  message(data: string | Buffer): void {
     if (this.closed) return;
     if (!this.bucket.take(Date.now())) {
       // Over the flood limit: answer what asks for an answer, drop the rest, never queue.
@@ -132,7 +192,23 @@ export class Connection {
     try {
       // socket.io-parser reads "" as a CONNECT (Number("") is 0); no real client sends it.
       if (data.length === 0) throw new Error("empty packet");
-      this.decoder.add(data);
+      // A decoder per packet: it is kept only while a binary packet waits for its attachments
+      // (it then emits later), so an idle connection holds no parser.
+      let d = this.decoder;
+      if (!d) {
+        const fresh = new Decoder();
+        fresh.on("decoded", (p: Packet) => {
+          this.decodedNow = true;
+          this.onPacket(p);
+        });
+        this.decoder = d = fresh;
+      }
+      this.decodedNow = false;
+      d.add(data);
+      if (this.decodedNow && this.decoder === d) {
+        d.destroy();
+        this.decoder = undefined;
+      }
     } catch (e) {
       // A malformed packet closes this client only; the process and other clients go on.
       this.log.debug({ sid: this.engine.id, err: errorMessage(e) }, "socket.io parse error");
@@ -202,9 +278,11 @@ export class Connection {
       if (this.closed) return;
       this.pid = recovered ? (auth.data.pid as string) : newId();
       this.connected = true;
-      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectDeadline = 0;
+      this.expiresAt = principal.exp * 1000;
+      // The credentials were read: the session need not keep the request's headers any longer.
+      this.engine.releaseHandshake();
       this.host.registerPid(this.pid, this);
-      this.armExpiry(principal.exp);
       this.host.deps.metrics?.connections.inc({ transport: this.transportLabel });
       this.send(connectFrame(this.engine.id, this.pid));
       if (recovered) {
@@ -248,23 +326,6 @@ export class Connection {
       subs.push(sub);
     }
     return subs;
-  }
-
-  private armExpiry(exp: number): void {
-    const ms = Math.max(0, exp * 1000 - Date.now());
-    // setTimeout's limit is 2^31-1 ms (~24.8 days); a longer token is re-armed when that fires.
-    this.expiryTimer = setTimeout(() => {
-      if (this.closed) return;
-      if (exp * 1000 > Date.now()) {
-        this.armExpiry(exp);
-        return;
-      }
-      // Never keep a connection open on an expired token (issue 7 §5). The session stays
-      // recoverable: the client may reconnect with a fresh token and the same pid.
-      this.send(disconnectFrame());
-      this.engine.close("token expired");
-    }, Math.min(ms, 2 ** 31 - 1));
-    this.expiryTimer.unref();
   }
 
   private hook(kind: "opened" | "resumed"): void {
@@ -335,31 +396,7 @@ export class Connection {
     // about to upgrade) stays a listener, whose frames pass through `deliver` on any transport.
     const viaTopic = engine.transport === "websocket" && !engine.upgrading;
     try {
-      const a = await fanout.attach(sub.conversationId, from, {
-        encoder: ENCODER,
-        deliver: (frame, env) => {
-          if (sub.detached || this.closed) return true;
-          if (!engine.sendPacket(frame)) return false;
-          this.noteDirect({ seq: fanout.seq, n: this.directN++, subId: sub.id, offset: env.offset });
-          sub.handed = env.offset;
-          this.host.deps.metrics?.deliveries.inc({ transport: engine.transport });
-          return true;
-        },
-        ...(viaTopic
-          ? {
-              join: (topic: string) => {
-                if (sub.detached || this.closed) return;
-                sub.topic = { joinSeq: fanout.seq, after: sub.handed };
-                engine.join(topic);
-                this.host.topicJoined(sub.conversationId, this, true);
-              },
-            }
-          : {}),
-        onDrop: () => {
-          this.host.deps.metrics?.drops.inc({ transport: engine.transport, reason: "slow-client" });
-          engine.close("transport error", "slow client");
-        },
-      });
+      const a = await fanout.attach(sub.conversationId, from, viaTopic ? new TopicSink(this, sub) : new ListenerSink(this, sub));
       if (from === null) {
         // Live from now: the position is the offset the fan-out reports (no frame has been handed
         // over yet, nothing is published between the join and this continuation).
@@ -385,11 +422,39 @@ export class Connection {
     }
   }
 
+  // ——— fan-out sink callbacks (ListenerSink / TopicSink) ———
+
+  /** A catch-up frame, or a live one while polling. False = over the bound: the fan-out drops the sink. */
+  deliverDirect(sub: Sub, frame: string, env: Envelope): boolean {
+    if (sub.detached || this.closed) return true;
+    const engine = this.engine;
+    if (!engine.sendPacket(frame)) return false;
+    this.noteDirect({ seq: this.host.deps.fanout.seq, n: this.directN++, subId: sub.id, offset: env.offset });
+    sub.handed = env.offset;
+    this.host.deps.metrics?.deliveries.inc({ transport: engine.transport });
+    return true;
+  }
+
+  /** Caught up on the WebSocket: live frames now come through the conversation's uWS topic. */
+  joinTopic(sub: Sub, topic: string): void {
+    if (sub.detached || this.closed) return;
+    sub.topic = { joinSeq: this.host.deps.fanout.seq, after: sub.handed };
+    this.engine.join(topic);
+    this.host.topicJoined(sub.conversationId, this, true);
+  }
+
+  /** The fan-out cut this client off (over its bound, or its catch-up failed): it resumes by offset. */
+  dropped(): void {
+    this.host.deps.metrics?.drops.inc({ transport: this.engine.transport, reason: "slow-client" });
+    this.engine.close("transport error", "slow client");
+  }
+
   /**
    * Record a direct hand-over. Its offset names one event of the deployment (the append script's
    * ids are unique across conversations), so no acknowledgement is needed to place it on recovery.
    */
   private noteDirect(d: DirectEntry): void {
+    if (this.direct === NO_DIRECT) this.direct = [];
     this.direct.push(d);
     if (this.direct.length > 2 * this.host.opts.journalMax) {
       this.direct.sort((a, b) => a.seq - b.seq || (a.live ? 0 : 1) - (b.live ? 0 : 1) || a.n - b.n);
@@ -410,7 +475,7 @@ export class Connection {
    * over. The fan-out's catch-up covers whatever is published in between, so nothing is lost or
    * repeated; the cost is one XRANGE per subscription, once per connection.
    */
-  private onUpgraded(): void {
+  upgraded(): void {
     if (this.connected && !this.closed && this.transportLabel !== "websocket") {
       this.host.deps.metrics?.connections.dec({ transport: this.transportLabel });
       this.host.deps.metrics?.connections.inc({ transport: "websocket" });
@@ -428,7 +493,10 @@ export class Connection {
   private release(sub: Sub): void {
     if (sub.topic) {
       // Its frames stay in the session's hand-over order: the client's last frame may be one.
-      for (const d of this.host.topicFramesOf(sub)) this.direct.push(d);
+      for (const d of this.host.topicFramesOf(sub)) {
+        if (this.direct === NO_DIRECT) this.direct = [];
+        this.direct.push(d);
+      }
       this.host.topicJoined(sub.conversationId, this, false);
     }
     sub.detached = true;
@@ -490,12 +558,12 @@ export class Connection {
 
   // ——— close ———
 
-  private onClose(reason: string): void {
+  close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.decoder.destroy();
+    this.host.closed(this);
+    this.decoder?.destroy();
+    this.decoder = undefined;
     const subs = [...this.subs.values()];
     const recoverable = this.connected && !this.clientLeft && this.pid !== undefined && this.principal !== undefined;
     // The journal first: it reads the publish log of the conversations this session still holds.

@@ -105,6 +105,9 @@ export function attachSocketIo(app: TemplatedApp, deps: SocketIoDeps, options: P
       return buildJournal(subs, direct, ring, opts.journalMax, marker, confirmed, trimmed);
     },
     topicFramesOf: (sub) => topicFrames(ring, sub),
+    closed(c) {
+      open.delete(c);
+    },
     topicJoined(conversationId, c, on) {
       let set = joined.get(conversationId);
       if (on) {
@@ -131,13 +134,7 @@ export function attachSocketIo(app: TemplatedApp, deps: SocketIoDeps, options: P
     maxPollingBufferBytes: opts.maxPollingBufferBytes,
     maxWsBackpressure: opts.maxWsBackpressure,
     onConnection(session) {
-      const c = new Connection(session, host);
-      open.add(c);
-      const prev = session.handlers.close;
-      session.handlers.close = (reason) => {
-        open.delete(c);
-        prev(reason);
-      };
+      open.add(new Connection(session, host));
     },
   });
 

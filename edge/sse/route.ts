@@ -4,7 +4,7 @@ import { TributaryError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { Principal } from "../auth/principal.js";
 import { findToken } from "../auth/sources.js";
-import type { Attachment, Fanout } from "../fanout/index.js";
+import type { Attachment, Fanout, FanoutSink } from "../fanout/index.js";
 import { mount, type HttpContext, type RouteEnv } from "../http/index.js";
 import type { EdgeMetrics } from "../metrics.js";
 import type { TemplatedApp } from "../uws.js";
@@ -59,6 +59,8 @@ export function attachSse(app: TemplatedApp, env: RouteEnv, deps: SseDeps): SseS
   const streams = new Map<SseStream, number>();
   const maxBufferedBytes = deps.maxBufferedBytes ?? 1024 * 1024;
   const log = deps.log ?? env.log;
+  // Bound child: the per-frame path must not hash label sets.
+  const hub: SseHub = { streams, metrics: deps.metrics, delivered: deps.metrics?.deliveries.labels(SSE_LABELS), log };
   // One timer for all streams: thousands of idle connections must not mean thousands of timers.
   // It also ends streams whose token expired (within one period): a stream outliving its token
   // would keep serving a principal that may no longer exist.
@@ -94,51 +96,30 @@ export function attachSse(app: TemplatedApp, env: RouteEnv, deps: SseDeps): SseS
       if (!ctx.open) return;
 
       const stream = new SseStream(ctx.res, { maxBufferedBytes, headers: { "x-request-id": ctx.requestId }, retryMs: deps.retryMs });
-      const transport = { transport: "sse" } as const;
-      // Bound children: the per-frame path must not hash label sets.
-      const delivered = deps.metrics?.deliveries.labels(transport);
-      let detach: (() => void) | undefined;
-      const cleanup = () => {
-        if (!streams.delete(stream)) return;
-        detach?.();
-        deps.metrics?.connections.dec(transport);
-      };
-      ctx.onAbort(() => {
-        stream.markAborted();
-        cleanup();
-      });
+      const client = new SseClient(hub, stream, conversationId, ctx.requestId);
+      ctx.onAbort(abortHandler(client));
       streams.set(stream, principal.exp * 1000);
-      deps.metrics?.connections.inc(transport);
+      deps.metrics?.connections.inc(SSE_LABELS);
 
       let attachment: Attachment;
       try {
-        attachment = await deps.fanout.attach(conversationId, from, {
-          encoder: SSE_ENCODER,
-          deliver: (frame) => {
-            delivered?.inc();
-            return stream.send(frame);
-          },
-          whenWritable: () => stream.whenWritable(),
-          onDrop: () => {
-            deps.metrics?.drops.inc({ transport: "sse", reason: "slow-client" });
-            log.info({ conversationId, requestId: ctx.requestId }, "SSE client over its buffer bound; disconnected");
-            stream.close();
-          },
-        });
+        attachment = await deps.fanout.attach(conversationId, from, client);
       } catch (e) {
-        cleanup();
+        client.cleanup();
         deps.breaker?.trip("redis", e);
         throw new TributaryError("UNAVAILABLE", "event stream unavailable", { cause: e });
       }
-      detach = attachment.detach;
+      client.attachment = attachment;
       if (!ctx.open) {
         // The client left while we attached.
-        detach();
+        attachment.detach();
         return;
       }
       // From here the response belongs to the stream (mount must not answer it).
       ctx.responded = true;
       ctx.status = 200;
+      // The stream may live for hours: keep nothing of the request it no longer needs.
+      ctx.shed();
       stream.open();
     },
   });
@@ -152,6 +133,66 @@ export function attachSse(app: TemplatedApp, env: RouteEnv, deps: SseDeps): SseS
       for (const s of [...streams.keys()]) s.close();
     },
   };
+}
+
+const SSE_LABELS = { transport: "sse" } as const;
+
+/** What every SSE client of one route shares. */
+interface SseHub {
+  /** Open streams → when their token expires (ms since the epoch). */
+  streams: Map<SseStream, number>;
+  metrics: SseDeps["metrics"];
+  delivered: { inc(): void } | undefined;
+  log: Logger;
+}
+
+/**
+ * One SSE client as the fan-out sees it (FanoutSink). A class with its callbacks on the prototype,
+ * holding only what it needs — not closures over the request handler, which would keep the whole
+ * request (headers, token, parsed query) alive for the stream's life.
+ */
+class SseClient implements FanoutSink {
+  readonly encoder = SSE_ENCODER;
+  attachment: Attachment | undefined;
+
+  constructor(
+    private readonly hub: SseHub,
+    private readonly stream: SseStream,
+    private readonly conversationId: string,
+    private readonly requestId: string,
+  ) {}
+
+  deliver(frame: string): boolean {
+    this.hub.delivered?.inc();
+    return this.stream.send(frame);
+  }
+
+  whenWritable(): Promise<boolean> | undefined {
+    return this.stream.whenWritable();
+  }
+
+  onDrop(): void {
+    this.hub.metrics?.drops.inc({ transport: "sse", reason: "slow-client" });
+    this.hub.log.info({ conversationId: this.conversationId, requestId: this.requestId }, "SSE client over its buffer bound; disconnected");
+    this.stream.close();
+  }
+
+  aborted(): void {
+    this.stream.markAborted();
+    this.cleanup();
+  }
+
+  /** Once per stream: forget it, stop following, count it gone. */
+  cleanup(): void {
+    if (!this.hub.streams.delete(this.stream)) return;
+    this.attachment?.detach();
+    this.hub.metrics?.connections.dec(SSE_LABELS);
+  }
+}
+
+/** Outside the handler, so the closure uWS keeps until the response ends holds the client only. */
+function abortHandler(client: SseClient): () => void {
+  return () => client.aborted();
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -23,26 +23,42 @@ export interface SseStreamOptions {
   stallMs?: number | undefined;
 }
 
+/**
+ * The frame `send` is writing and its stream, for `writeOutgoing`: one module-level function
+ * instead of a closure per stream or per frame (uWS runs the cork callback synchronously).
+ */
+let outgoingStream: SseStream | undefined;
+let outgoingFrame = "";
+function writeOutgoing(): void {
+  const s = outgoingStream as SseStream;
+  s.wroteOutgoing(s.res.write(outgoingFrame));
+}
+
 export class SseStream {
-  private readonly res: HttpResponse;
-  private readonly o: SseStreamOptions;
-  private readonly queue: string[] = [];
+  readonly res: HttpResponse;
+  private readonly maxBufferedBytes: number;
+  private readonly stallMs: number;
+  /** Only needed until `open` writes the headers. */
+  private openOptions: Pick<SseStreamOptions, "headers" | "retryMs"> | undefined;
+  /** Frames waiting (before open, or while backpressured); allocated on first need. */
+  private queue: string[] | undefined;
   private queuedBytes = 0;
   private opened = false;
   private backpressured = false;
   private closedFlag = false;
-  private drainWaiters: Array<(ok: boolean) => void> = [];
-  /** The frame `writeOutgoing` writes: one bound function per stream instead of a closure per frame. */
-  private outgoing = "";
-  private readonly writeOutgoing = (): void => {
-    this.backpressured = !this.res.write(this.outgoing);
-    this.outgoing = "";
-  };
+  private drainWaiters: Array<(ok: boolean) => void> | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(res: HttpResponse, o: SseStreamOptions) {
     this.res = res;
-    this.o = o;
+    this.maxBufferedBytes = o.maxBufferedBytes;
+    this.stallMs = o.stallMs ?? 30_000;
+    this.openOptions = { headers: o.headers, retryMs: o.retryMs };
+  }
+
+  /** writeOutgoing's result: false = uWS kept part of the frame (the socket is full). */
+  wroteOutgoing(ok: boolean): void {
+    this.backpressured = !ok;
   }
 
   get closed(): boolean {
@@ -61,8 +77,10 @@ export class SseStream {
   open(): void {
     if (this.closedFlag || this.opened) return;
     this.opened = true;
-    this.res.onWritable(() => this.onWritable());
-    const first = (this.o.retryMs !== undefined ? `retry: ${this.o.retryMs}\n` : "") + OPEN_FRAME;
+    const o = this.openOptions ?? {};
+    this.openOptions = undefined;
+    this.watchWritable();
+    const first = (o.retryMs !== undefined ? `retry: ${o.retryMs}\n` : "") + OPEN_FRAME;
     const pending = this.takeQueue();
     this.res.cork(() => {
       this.res.writeStatus("200 OK");
@@ -70,21 +88,32 @@ export class SseStream {
       this.res.writeHeader("cache-control", "no-cache");
       // Reverse proxies (nginx) must not buffer an event stream.
       this.res.writeHeader("x-accel-buffering", "no");
-      for (const [k, v] of Object.entries(this.o.headers ?? {})) this.res.writeHeader(k, v);
+      for (const [k, v] of Object.entries(o.headers ?? {})) this.res.writeHeader(k, v);
       this.backpressured = !this.res.write(first + pending);
     });
+  }
+
+  /** Apart from open(), so the handler uWS keeps for the stream's life closes over `this` only. */
+  private watchWritable(): void {
+    this.res.onWritable(() => this.onWritable());
   }
 
   /** Queue or write one frame; false when the client is over its bound (the caller then closes). */
   send(frame: string): boolean {
     if (this.closedFlag) return false;
     if (!this.opened || this.backpressured) {
-      this.queue.push(frame);
+      (this.queue ??= []).push(frame);
       this.queuedBytes += Buffer.byteLength(frame);
-      return this.queuedBytes <= this.o.maxBufferedBytes;
+      return this.queuedBytes <= this.maxBufferedBytes;
     }
-    this.outgoing = frame;
-    this.res.cork(this.writeOutgoing);
+    outgoingStream = this;
+    outgoingFrame = frame;
+    try {
+      this.res.cork(writeOutgoing);
+    } finally {
+      outgoingStream = undefined;
+      outgoingFrame = "";
+    }
     return true;
   }
 
@@ -97,10 +126,10 @@ export class SseStream {
     if (this.closedFlag) return Promise.resolve(false);
     if (this.opened && !this.backpressured) return undefined;
     if (!this.stallTimer) {
-      this.stallTimer = setTimeout(() => this.settleWaiters(false), this.o.stallMs ?? 30_000);
+      this.stallTimer = setTimeout(() => this.settleWaiters(false), this.stallMs);
       this.stallTimer.unref();
     }
-    return new Promise<boolean>((resolve) => this.drainWaiters.push(resolve));
+    return new Promise<boolean>((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
   /** Heartbeat; skipped while frames are queued (the connection is not idle then). */
@@ -115,7 +144,7 @@ export class SseStream {
   close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    this.queue.length = 0;
+    this.queue = undefined;
     this.queuedBytes = 0;
     this.settleWaiters(false);
     this.res.close();
@@ -124,7 +153,7 @@ export class SseStream {
   /** The response was aborted by the peer: never touch `res` again. */
   markAborted(): void {
     this.closedFlag = true;
-    this.queue.length = 0;
+    this.queue = undefined;
     this.queuedBytes = 0;
     this.settleWaiters(false);
   }
@@ -133,7 +162,7 @@ export class SseStream {
     if (this.closedFlag) return true;
     // First let uWS flush what it holds; only when that went through whole do we add more.
     if (!this.res.write(DRAIN_PROBE)) return false;
-    if (this.queue.length > 0 && !this.res.write(this.takeQueue())) return false;
+    if (this.queue !== undefined && this.queue.length > 0 && !this.res.write(this.takeQueue())) return false;
     this.backpressured = false;
     this.settleWaiters(true);
     return true;
@@ -142,12 +171,14 @@ export class SseStream {
   private settleWaiters(ok: boolean): void {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
-    for (const w of this.drainWaiters.splice(0)) w(ok);
+    const waiters = this.drainWaiters;
+    this.drainWaiters = undefined;
+    if (waiters) for (const w of waiters) w(ok);
   }
 
   private takeQueue(): string {
-    const all = this.queue.join("");
-    this.queue.length = 0;
+    const all = this.queue?.join("") ?? "";
+    this.queue = undefined;
     this.queuedBytes = 0;
     return all;
   }
