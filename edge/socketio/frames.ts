@@ -9,7 +9,8 @@ import type { Envelope } from "../../core/envelope.js";
 
 /** `chat_event(envelope, offset)`: the offset LAST, which is what the stock client records for recovery. */
 export function chatEventFrame(env: Envelope): string {
-  return `42["chat_event",${JSON.stringify(env)},${JSON.stringify(env.offset)}]`;
+  // An offset is digits and one "-" (a stream id): a JSON string as it is, no escaping to do.
+  return `42["chat_event",${JSON.stringify(env)},"${env.offset}"]`;
 }
 
 export function ackFrame(id: number, payload: unknown): string {
