@@ -11,6 +11,7 @@
  *   npx tsx bench/fanout/run.ts [--servers a,b,…] [--layouts 1000x100,5000x500] [--rates 10000,40000]
  *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6]
  *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR]
+ *   (`--rates 0` without `--search` skips the loaded runs: `--idle` alone)
  *
  * Events are appended straight to the conversation streams by a separate appender process at a
  * fixed rate (deliveries/s = appends/s × clients per conversation). Clients run in `--workers`
@@ -290,7 +291,9 @@ async function main(): Promise<void> {
   const idle: Record<string, Awaited<ReturnType<typeof idleRss>>> = {};
   try {
     await appender.init(ids);
-    for (const layout of LAYOUTS) {
+    // `--rates 0` without --search: only the idle-connection measurement.
+    const loaded = RATES.length > 0 || SEARCH;
+    for (const layout of loaded ? LAYOUTS : []) {
       for (const s of SERVERS) {
         try {
           results.push(await measureLayout(s, appender, ids, token, layout));
