@@ -165,7 +165,10 @@ describe("soak", () => {
     }
     admin.disconnect();
     const figures = { seconds: SOAK_SECONDS, samples: samples.length, accepted: accepted.length, growth, lagP99MaxMs: Math.max(...samples.map((s) => s.lagP99 * 1000)), rssMiB: Object.fromEntries(["edge", "worker", "projector"].map((k) => [k, Math.round(median(samples.map((s) => s[k as "edge"])) / 1048576)])), base, end };
-    console.log(`soak figures ${JSON.stringify(figures)}`);
+    // The shape of each RSS curve (MiB at 12 evenly spaced samples), to tell a trend from GC sawtooth.
+    const step = Math.max(1, Math.floor(samples.length / 12));
+    const series = Object.fromEntries(["edge", "worker", "projector"].map((k) => [k, samples.filter((_, i) => i % step === 0).map((s) => Math.round(s[k as "edge"] / 1048576))]));
+    console.log(`soak figures ${JSON.stringify(figures)}\nsoak RSS series (MiB) ${JSON.stringify(series)}`);
     for (const k of Object.keys(growth)) expect(growth[k], `${k} RSS growth over the second half`).toBeLessThan(0.1);
     expect(end.connections).toBeLessThanOrEqual(base.connections);
     expect(end.handles).toBeLessThanOrEqual(base.handles);
