@@ -369,8 +369,18 @@ async function main(): Promise<void> {
     join(OUT, "fanout-p99.svg"),
     renderBars("append → client p99 (ms) at fixed rates", "ms", RATES.map((r) => `${r / 1000}k/s`), names.map((n) => ({ name: n, values: RATES.map((r) => at(n, first, r)?.appendToClient.p99 ?? null) }))),
   );
+  const cpuCategories = LAYOUTS.flatMap((l) => RATES.map((r) => ({ layout: `${l.clients}x${l.conversations}`, rate: r })));
+  writeFileSync(
+    join(OUT, "fanout-cpu.svg"),
+    renderBars(
+      "server CPU µs per delivery at fixed rates (lower is better)",
+      "µs/delivery",
+      cpuCategories.map((c) => `${c.layout} @${c.rate / 1000}k/s`),
+      names.map((n) => ({ name: n, values: cpuCategories.map((c) => at(n, c.layout, c.rate)?.serverCpuMicrosPerDelivery ?? null) })),
+    ),
+  );
   process.stdout.write(lines.join("\n") + "\n");
-  process.stdout.write(`\nwrote ${OUT}/fanout.md, fanout.json, fanout-timeline.svg, fanout-max.svg, fanout-p99.svg\n`);
+  process.stdout.write(`\nwrote ${OUT}/fanout.md, fanout.json, fanout-timeline.svg, fanout-max.svg, fanout-p99.svg, fanout-cpu.svg\n`);
 }
 
 main().then(
