@@ -71,7 +71,6 @@ const RELEASED: Handshake = Object.freeze({ headers: Object.freeze({}), query: "
 const NOOP = "6";
 /** The empty polling buffer, shared (never pushed to): most sessions are WebSocket and never queue. */
 const EMPTY: string[] = [];
-const NO_TOPICS: ReadonlySet<string> = new Set();
 const PING = "2";
 const CLOSE = "1";
 
@@ -84,7 +83,12 @@ export class EngineSession {
   ws: WebSocket<WsData> | undefined;
   upgrading = false;
   closed = false;
-  /** Topics (uWS topic names) the session belongs to, whatever the transport. Created on first join. */
+  /**
+   * Topics (uWS topic names) the session belongs to, whatever the transport. Most sessions follow
+   * one conversation: one string, and a Set only from the second topic on (a Set costs a few
+   * hundred bytes per idle connection).
+   */
+  private topicOne: string | undefined;
   private topicSet: Set<string> | undefined;
 
   // Polling state: packets waiting for the next GET and the GET being held, if any.
@@ -122,8 +126,14 @@ export class EngineSession {
     this.handshake = RELEASED;
   }
 
-  get topics(): ReadonlySet<string> {
-    return this.topicSet ?? NO_TOPICS;
+  /** A snapshot of the session's topics. */
+  get topics(): string[] {
+    if (this.topicSet) return [...this.topicSet];
+    return this.topicOne === undefined ? [] : [this.topicOne];
+  }
+
+  private hasTopic(topic: string): boolean {
+    return this.topicSet ? this.topicSet.has(topic) : this.topicOne === topic;
   }
 
   /** Send a message (Engine.IO type 4) carrying `data`. */
@@ -164,14 +174,22 @@ export class EngineSession {
   }
 
   join(topic: string): void {
-    if (this.topicSet?.has(topic)) return;
-    (this.topicSet ??= new Set()).add(topic);
+    if (this.hasTopic(topic)) return;
+    if (this.topicSet) this.topicSet.add(topic);
+    else if (this.topicOne === undefined) this.topicOne = topic;
+    else {
+      this.topicSet = new Set([this.topicOne, topic]);
+      this.topicOne = undefined;
+    }
     if (this.transport === "websocket" && this.ws && !this.upgrading) this.ws.subscribe(topic);
     else this.host.pollingJoin(this, topic);
   }
 
   leave(topic: string): void {
-    if (!this.topicSet?.delete(topic)) return;
+    if (this.topicSet) {
+      if (!this.topicSet.delete(topic)) return;
+    } else if (this.topicOne === topic) this.topicOne = undefined;
+    else return;
     if (this.transport === "websocket" && this.ws && !this.upgrading) this.ws.unsubscribe(topic);
     else this.host.pollingLeave(this, topic);
   }

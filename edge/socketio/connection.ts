@@ -321,7 +321,7 @@ export class Connection implements SessionHandlers, PingHooks {
     const subs: Sub[] = [];
     for (const s of rec.subs) {
       const base = positions.get(s.id) ?? s.base;
-      const sub: Sub = { id: s.id, conversationId: s.conversationId, base, handed: base, attachment: undefined, detached: false };
+      const sub: Sub = { id: s.id, conversationId: s.conversationId, base, handed: base, attachment: undefined, detached: false, topic: undefined };
       this.subs.set(s.conversationId, sub);
       subs.push(sub);
     }
@@ -381,6 +381,8 @@ export class Connection implements SessionHandlers, PingHooks {
       handed: input.from ?? "",
       attachment: undefined,
       detached: false,
+      // Present from the start (set on the topic join) so the object keeps one shape.
+      topic: undefined,
     };
     this.subs.set(input.conversationId, sub);
     const attachment = await this.attach(sub, input.from ?? null);
