@@ -45,6 +45,8 @@ export interface ConnectionHost {
   topicJoined(conversationId: string, c: Connection, joined: boolean): void;
   /** `c`'s transport closed (called once, before its session record is written). */
   closed(c: Connection): void;
+  /** One frame handed over directly (catch-up, polling), for the deliveries metric. */
+  countDelivery(transport: "websocket" | "polling"): void;
 }
 
 interface Sub extends LiveSub {
@@ -433,7 +435,7 @@ export class Connection implements SessionHandlers, PingHooks {
     if (!engine.sendPacket(frame)) return false;
     this.noteDirect({ seq: this.host.deps.fanout.seq, n: this.directN++, subId: sub.id, offset: env.offset });
     sub.handed = env.offset;
-    this.host.deps.metrics?.deliveries.inc({ transport: engine.transport });
+    this.host.countDelivery(engine.transport);
     return true;
   }
 

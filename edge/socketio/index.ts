@@ -1,5 +1,6 @@
 import { errorMessage } from "../../core/errors.js";
 import { EngineServer } from "../engineio/server.js";
+import { perTurnCounter } from "../metrics.js";
 import type { TemplatedApp } from "../uws.js";
 import { Connection, ENCODER, type ConnectionHost } from "./connection.js";
 import { SOCKETIO_DEFAULTS, type SocketIoDeps, type SocketIoOptions, type SocketIoSessionHooks } from "./deps.js";
@@ -38,6 +39,9 @@ export function attachSocketIo(app: TemplatedApp, deps: SocketIoDeps, options: P
   const joined = new Map<string, Set<Connection>>();
   const stopObserving = deps.fanout.onPublish((env, seq) => ring.push(seq, env.conversationId, env.offset));
 
+  // Per-frame counting without hashing label sets (see perTurnCounter).
+  const wsDelivered = deps.metrics ? perTurnCounter(deps.metrics.deliveries, { transport: "websocket" }) : undefined;
+  const pollingDelivered = deps.metrics ? perTurnCounter(deps.metrics.deliveries, { transport: "polling" }) : undefined;
   const live = new Map<string, Connection>();
   // Records of sessions this node closed, kept in memory for a fast same-node recovery; Redis holds
   // the same record for any other node. Both expire after the recovery TTL.
@@ -107,6 +111,9 @@ export function attachSocketIo(app: TemplatedApp, deps: SocketIoDeps, options: P
     topicFramesOf: (sub) => topicFrames(ring, sub),
     closed(c) {
       open.delete(c);
+    },
+    countDelivery(transport) {
+      (transport === "websocket" ? wsDelivered : pollingDelivered)?.inc();
     },
     topicJoined(conversationId, c, on) {
       let set = joined.get(conversationId);

@@ -6,7 +6,7 @@ import type { Principal } from "../auth/principal.js";
 import { findToken } from "../auth/sources.js";
 import type { Attachment, Fanout, FanoutSink } from "../fanout/index.js";
 import { mount, type HttpContext, type RouteEnv } from "../http/index.js";
-import type { EdgeMetrics } from "../metrics.js";
+import { perTurnCounter, type EdgeMetrics } from "../metrics.js";
 import type { TemplatedApp } from "../uws.js";
 import { SSE_ENCODER, sseFrame } from "./frame.js";
 import { SseStream } from "./stream.js";
@@ -59,8 +59,8 @@ export function attachSse(app: TemplatedApp, env: RouteEnv, deps: SseDeps): SseS
   const streams = new Map<SseStream, number>();
   const maxBufferedBytes = deps.maxBufferedBytes ?? 1024 * 1024;
   const log = deps.log ?? env.log;
-  // Bound child: the per-frame path must not hash label sets.
-  const hub: SseHub = { streams, metrics: deps.metrics, delivered: deps.metrics?.deliveries.labels(SSE_LABELS), log };
+  // The per-frame path must not hash label sets (see perTurnCounter).
+  const hub: SseHub = { streams, metrics: deps.metrics, delivered: deps.metrics ? perTurnCounter(deps.metrics.deliveries, SSE_LABELS) : undefined, log };
   // One timer for all streams: thousands of idle connections must not mean thousands of timers.
   // It also ends streams whose token expired (within one period): a stream outliving its token
   // would keep serving a principal that may no longer exist.
