@@ -46,6 +46,9 @@ const SECONDS = Number(arg("--seconds") ?? 2);
 const ROUNDS = Math.max(1, Number(arg("--rounds") ?? 3));
 const AUTOPIPELINING = !argv.includes("--no-autopipelining");
 const JSON_OUT = arg("--json");
+/** Also measure the 1-XADD Lua floor and the same XADDs through ioredis (about +60 % run time). */
+const EXTRAS = argv.includes("--extras");
+const ONLY = arg("--only"); // e.g. "single:64" — one case, for quick checks
 const URL_ = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const url = new URL(URL_);
 const HOST = url.hostname;
@@ -54,7 +57,8 @@ if (!["127.0.0.1", "localhost", "::1"].includes(HOST)) {
   console.error(`bench: loopback only, got ${HOST}`);
   process.exit(2);
 }
-const PARTITIONS = 16;
+/** The configuration default (core/config.ts): writers' streams spread over them as in production. */
+const PARTITIONS = Number(arg("--partitions") ?? 16);
 const prefix = `bench:${randomUUID().slice(0, 8)}:`;
 
 /** A typical streamed-reply event: one assistant.delta of a few tokens. */
@@ -68,17 +72,21 @@ interface Row {
   case: string;
   writers: number;
   batch: number;
-  /** Medians over the rounds. */
+  /** Medians over the rounds; "append" = the store as configured by default (group commit). */
   appendEventsPerSec: number;
+  /** The same store with group commit off (one append-5.lua call per append), as before. */
+  aloneEventsPerSec: number;
   ioredisXaddPerSec: number;
   luaXaddPerSec: number;
   luaFloorRatio: number;
   ratioToIoredis: number;
   nodeUsPerAppend: number;
-  redisUsPerScript: number;
+  redisUsPerAppend: number;
+  appendsPerCall: number;
   xaddPerSec: number;
   ratio: number;
   ratios: number[];
+  aloneRatio: number;
 }
 
 const median = (xs: number[]): number => {
@@ -87,26 +95,34 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
-/** Redis's own CPU time in EVALSHA so far (INFO commandstats; the server may be shared). */
-async function evalshaStats(redis: Redis): Promise<{ calls: number; usec: number }> {
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info("commandstats"));
-  return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0) };
+/** Redis's own CPU time in script calls so far (INFO commandstats; the server may be shared). */
+async function scriptStats(redis: Redis): Promise<{ calls: number; usec: number }> {
+  const info = await redis.info("commandstats");
+  let calls = 0;
+  let usec = 0;
+  for (const m of info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+),usec=(\d+)/g)) {
+    calls += Number(m[1]);
+    usec += Number(m[2]);
+  }
+  return { calls, usec };
 }
 
 interface AppendRun {
   eventsPerSec: number;
-  /** Node CPU time (user + system) per append call, µs. */
+  /** Node CPU time (user + system) per append, µs. */
   nodeUsPerAppend: number;
-  /** Redis CPU time per EVALSHA in the window, µs (includes other clients' scripts on a shared server). */
-  redisUsPerScript: number;
+  /** Redis CPU time in scripts per append, µs (includes other clients' scripts on a shared server). */
+  redisUsPerAppend: number;
+  /** Appends per script call (group commit's mean group size; 1 without it). */
+  appendsPerCall: number;
 }
 
-async function runAppends(redis: Redis, writers: number, batch: number, seconds: number): Promise<AppendRun> {
-  const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+async function runAppends(redis: Redis, writers: number, batch: number, seconds: number, groupCommit = true): Promise<AppendRun> {
+  const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 60_000, ...(groupCommit ? {} : { groupCommit: false as const }) });
   const deadline = performance.now() + seconds * 1000;
   let events = 0;
   let appends = 0;
-  const stats0 = await evalshaStats(redis);
+  const stats0 = await scriptStats(redis);
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
@@ -124,11 +140,14 @@ async function runAppends(redis: Redis, writers: number, batch: number, seconds:
   );
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const stats1 = await evalshaStats(redis);
+  const stats1 = await scriptStats(redis);
+  // The INFO call itself is not a script; other clients' scripts on a shared server would count.
+  const calls = Math.max(1, stats1.calls - stats0.calls);
   return {
     eventsPerSec: events / elapsed,
     nodeUsPerAppend: (cpu.user + cpu.system) / Math.max(1, appends),
-    redisUsPerScript: (stats1.usec - stats0.usec) / Math.max(1, stats1.calls - stats0.calls),
+    redisUsPerAppend: (stats1.usec - stats0.usec) / Math.max(1, appends),
+    appendsPerCall: appends / calls,
   };
 }
 
@@ -213,30 +232,37 @@ async function main(): Promise<void> {
     { name: "single", writers: 64, batch: 1 },
     { name: "batched", writers: 1, batch: 10 },
     { name: "batched", writers: 8, batch: 10 },
-  ];
+  ].filter((c) => ONLY === undefined || ONLY === `${c.name}:${c.writers}`);
   try {
-    // Warm up the script cache, the JIT and the connection.
+    // Warm up the script caches, the JIT and the connection (both append paths).
     await runAppends(redis, 4, 1, 0.5);
+    await runAppends(redis, 4, 1, 0.3, false);
     const luaSha = String(await redis.script("LOAD", LUA_XADD));
     // redis-benchmark must exist before we spend minutes measuring.
     await redisBenchmark(["-n", "2000", "PING"]);
     for (const c of cases) {
       const ours: number[] = [];
+      const alone: number[] = [];
       const viaNode: number[] = [];
       const nodeUs: number[] = [];
       const redisUs: number[] = [];
+      const perCall: number[] = [];
       const measure = async (): Promise<void> => {
         const r = await runAppends(redis, c.writers, c.batch, SECONDS);
         ours.push(r.eventsPerSec);
         nodeUs.push(r.nodeUsPerAppend);
-        redisUs.push(r.redisUsPerScript);
+        redisUs.push(r.redisUsPerAppend);
+        perCall.push(r.appendsPerCall);
       };
       const raws: number[] = [];
       const luaFloor: number[] = [];
       const key = `${prefix}raw:${c.writers}:${c.batch}`;
       for (let round = 0; round < ROUNDS; round++) {
-        viaNode.push(await runIoredisXadd(redis, c.writers, c.batch, SECONDS));
-        luaFloor.push(await runXadd(`${key}:lua`, c.writers, c.batch, SECONDS, luaSha));
+        if (EXTRAS) {
+          viaNode.push(await runIoredisXadd(redis, c.writers, c.batch, SECONDS));
+          luaFloor.push(await runXadd(`${key}:lua`, c.writers, c.batch, SECONDS, luaSha));
+        }
+        alone.push((await runAppends(redis, c.writers, c.batch, SECONDS, false)).eventsPerSec);
         if (round % 2 === 0) {
           await measure();
           raws.push(await runXadd(key, c.writers, c.batch, SECONDS));
@@ -246,41 +272,47 @@ async function main(): Promise<void> {
         }
       }
       const ratios = ours.map((o, i) => o / (raws[i] as number));
+      const round1 = (x: number): number => Math.round(x * 10) / 10;
       const row: Row = {
         case: c.name,
         writers: c.writers,
         batch: c.batch,
         appendEventsPerSec: Math.round(median(ours)),
-        ioredisXaddPerSec: Math.round(median(viaNode)),
-        luaXaddPerSec: Math.round(median(luaFloor)),
-        luaFloorRatio: median(luaFloor.map((l, i) => l / (raws[i] as number))),
-        ratioToIoredis: median(ours.map((o, i) => o / (viaNode[i] as number))),
-        nodeUsPerAppend: Math.round(median(nodeUs) * 10) / 10,
-        redisUsPerScript: Math.round(median(redisUs) * 10) / 10,
+        aloneEventsPerSec: Math.round(median(alone)),
+        ioredisXaddPerSec: EXTRAS ? Math.round(median(viaNode)) : NaN,
+        luaXaddPerSec: EXTRAS ? Math.round(median(luaFloor)) : NaN,
+        luaFloorRatio: EXTRAS ? median(luaFloor.map((l, i) => l / (raws[i] as number))) : NaN,
+        ratioToIoredis: EXTRAS ? median(ours.map((o, i) => o / (viaNode[i] as number))) : NaN,
+        nodeUsPerAppend: round1(median(nodeUs)),
+        redisUsPerAppend: round1(median(redisUs)),
+        appendsPerCall: round1(median(perCall)),
         xaddPerSec: Math.round(median(raws)),
         ratio: median(ratios),
         ratios,
+        aloneRatio: median(alone.map((o, i) => o / (raws[i] as number))),
       };
       rows.push(row);
       process.stderr.write(
-        `${c.name} W=${c.writers} B=${c.batch}: append ${row.appendEventsPerSec}/s, XADD ${row.xaddPerSec}/s, ratio ${row.ratio.toFixed(2)}, 1-XADD Lua ${row.luaXaddPerSec}/s (${row.luaFloorRatio.toFixed(2)} of XADD), ioredis XADD ${row.ioredisXaddPerSec}/s (ratio ${row.ratioToIoredis.toFixed(2)}), node ${row.nodeUsPerAppend} µs/append, redis ${row.redisUsPerScript} µs/script (rounds: ${ratios.map((r) => r.toFixed(2)).join(", ")})\n`,
+        `${c.name} W=${c.writers} B=${c.batch}: append ${row.appendEventsPerSec}/s (${row.appendsPerCall} appends/call), without group commit ${row.aloneEventsPerSec}/s, XADD ${row.xaddPerSec}/s, ratio ${row.ratio.toFixed(2)} (without group commit ${row.aloneRatio.toFixed(2)}), 1-XADD Lua ${row.luaXaddPerSec}/s, ioredis XADD ${row.ioredisXaddPerSec}/s, node ${row.nodeUsPerAppend} µs/append, redis ${row.redisUsPerAppend} µs/append (rounds: ${ratios.map((r) => r.toFixed(2)).join(", ")})\n`,
       );
     }
   } finally {
     await cleanup(redis);
   }
+  const pct = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : "–");
+  const num = (x: number): string => (Number.isFinite(x) ? String(x) : "–");
   const md = [
-    `Payload: ${sampleBytes}-byte stored event (assistant.delta); ${SECONDS}s per measurement, ${ROUNDS} rounds, medians; auto-pipelining ${AUTOPIPELINING ? "on" : "off"}; redis-benchmark XADD with the same payload length.`,
+    `Payload: ${sampleBytes}-byte stored event (assistant.delta); ${PARTITIONS} partitions; ${SECONDS}s per measurement, ${ROUNDS} rounds, medians; auto-pipelining ${AUTOPIPELINING ? "on" : "off"}; redis-benchmark XADD with the same payload length.`,
     "",
-    "| case | writers (= redis-benchmark -c) | events per append (= -P) | append events/s | raw XADD/s | ratio (median) | ratio per round | 1-XADD Lua script/s (ratio to XADD) | ioredis XADD/s | ratio to ioredis XADD | Node CPU µs/append | Redis µs/script |",
-    "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    "| case | writers (= -c) | events per append (= -P) | append events/s (group commit) | appends per script call | raw XADD/s | ratio (median) | ratio per round | without group commit events/s (ratio) | 1-XADD Lua script/s (ratio to XADD) | ioredis XADD/s (append's ratio to it) | Node CPU µs/append | Redis µs/append |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ...rows.map(
       (r) =>
-        `| ${r.case} | ${r.writers} | ${r.batch} | ${r.appendEventsPerSec} | ${r.xaddPerSec} | ${(r.ratio * 100).toFixed(0)} % | ${r.ratios.map((x) => `${(x * 100).toFixed(0)} %`).join(", ")} | ${r.luaXaddPerSec} (${(r.luaFloorRatio * 100).toFixed(0)} %) | ${r.ioredisXaddPerSec} | ${(r.ratioToIoredis * 100).toFixed(0)} % | ${r.nodeUsPerAppend} | ${r.redisUsPerScript} |`,
+        `| ${r.case} | ${r.writers} | ${r.batch} | ${r.appendEventsPerSec} | ${r.appendsPerCall} | ${r.xaddPerSec} | ${pct(r.ratio)} | ${r.ratios.map(pct).join(", ")} | ${r.aloneEventsPerSec} (${pct(r.aloneRatio)}) | ${num(r.luaXaddPerSec)} (${pct(r.luaFloorRatio)}) | ${num(r.ioredisXaddPerSec)} (${pct(r.ratioToIoredis)}) | ${r.nodeUsPerAppend} | ${r.redisUsPerAppend} |`,
     ),
   ].join("\n");
   console.log(md);
-  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ payloadBytes: sampleBytes, seconds: SECONDS, rounds: ROUNDS, autoPipelining: AUTOPIPELINING, rows }, null, 2));
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ payloadBytes: sampleBytes, partitions: PARTITIONS, seconds: SECONDS, rounds: ROUNDS, autoPipelining: AUTOPIPELINING, rows }, null, 2));
 }
 
 await main();

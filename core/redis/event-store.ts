@@ -7,7 +7,7 @@ import { keys, parseStreamKey, streamKeys, type StreamRef } from "../keys.js";
 import { appendWeight, type GroupAppend, type GroupShared } from "./append-group.js";
 import { callAppendGroup } from "./append-group-call.js";
 import type { RedisClient } from "./connection.js";
-import { GroupCommit } from "./group-commit.js";
+import { GroupCommit, type GroupCommitStats } from "./group-commit.js";
 import { StaleHeadError, defineScripts, parseAppendReply, queueAppend, runAppend, type AppendArgs, type AppendKeys } from "./scripts.js";
 import { xrangeRaw, type RawStreamEntry } from "./stream-range.js";
 
@@ -47,8 +47,14 @@ interface CachedHead {
   hash: string;
 }
 
+/** The Redis store is an EventStore that also says how well group commit groups (for benches, tests, metrics). */
+export interface RedisEventStore extends EventStore {
+  /** Script calls made and appends carried by group commit; undefined when it is off. */
+  readonly groupCommitStats: Readonly<GroupCommitStats> | undefined;
+}
+
 /** The Redis Streams event store (I1, I2). See docs/event-store.md for the entry formats. */
-export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreOptions): EventStore {
+export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreOptions): RedisEventStore {
   const { partitions, idemTtlMs } = opts;
   if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be ≥ 1, got ${partitions}`);
   const durability = opts.durability ?? "local";
@@ -225,5 +231,5 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     });
   }
 
-  return { append, read, head: readHead, readLog };
+  return { append, read, head: readHead, readLog, groupCommitStats: committer?.stats };
 }

@@ -43,13 +43,15 @@ export interface GroupCommitStats {
   /** Calls made and requests carried, since creation: requests / calls = mean group size. */
   calls: number;
   items: number;
+  /** The most requests one call carried. */
+  largest: number;
 }
 
 export class GroupCommit<K, T, R> {
   private readonly groups = new Map<K, GroupState<T, R>>();
   private readonly maxItems: number;
   private readonly maxWeight: number;
-  readonly stats: GroupCommitStats = { calls: 0, items: 0 };
+  readonly stats: GroupCommitStats = { calls: 0, items: 0, largest: 0 };
 
   constructor(private readonly o: GroupCommitOptions<K, T, R>) {
     this.maxItems = Math.max(1, Math.floor(o.maxItems ?? 64));
@@ -96,6 +98,7 @@ export class GroupCommit<K, T, R> {
     g.inFlight += 1;
     this.stats.calls += 1;
     this.stats.items += batch.length;
+    if (batch.length > this.stats.largest) this.stats.largest = batch.length;
     const settle = (outcomes: Array<R | Error> | Error): void => {
       g.inFlight -= 1;
       batch.forEach((p, i) => {

@@ -1,0 +1,154 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditStream } from "../../core/audit/walker.js";
+import { GENESIS_HASH, chainHash } from "../../core/chain.js";
+import type { NewEvent } from "../../core/envelope.js";
+import { TributaryError, VersionConflictError } from "../../core/errors.js";
+import type { AppendResult } from "../../core/event-store.js";
+import { keys, streamKeys, type StreamRef } from "../../core/keys.js";
+import { partitionOf } from "../../core/partition.js";
+import { createRedisEntrySource, type RedisEntrySource } from "../../core/redis/entry-source.js";
+import { createRedisEventStore, type RedisEventStore } from "../../core/redis/event-store.js";
+import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
+
+/**
+ * Group commit (docs/event-store.md, "Group commit"), on a single Redis and on the 3-master
+ * cluster: appends of one partition issued in the same tick share one script call, and an append
+ * the script refuses (CONFLICT, a duplicate, a stream that refuses the XADD) changes nothing for the
+ * others of its call.
+ */
+const PARTITIONS = 4;
+const at = "2026-11-22T00:00:00.000Z";
+const ev = (type: string, data: unknown = {}): NewEvent => ({ type, data, at });
+
+/** A fresh conversation whose id hashes to partition `p`. */
+function convIn(p: number): StreamRef {
+  for (;;) {
+    const id = `g-${randomUUID()}`;
+    if (partitionOf(id, PARTITIONS) === p) return { kind: "conversation", id };
+  }
+}
+
+const settle = (p: Promise<AppendResult>): Promise<AppendResult | Error> => p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+
+describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
+  let r: TestRedis;
+  let store: RedisEventStore;
+  let source: RedisEntrySource;
+  beforeAll(async () => {
+    r = await testRedis(mode);
+    store = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+    source = createRedisEntrySource(r.client, PARTITIONS);
+  });
+  afterAll(() => r.cleanup());
+
+  it("refused appends in a group (CONFLICT, duplicates, a refusing stream) leave the others' results as they would be alone", async () => {
+    const [X, Y, Z, W, B] = [1, 1, 1, 1, 1].map(convIn) as [StreamRef, StreamRef, StreamRef, StreamRef, StreamRef];
+    const V = convIn(2);
+    const x1 = await store.append(X, 0, [ev("x1")], "x1");
+    const z1 = await store.append(Z, 0, [ev("z1")], "z1");
+    // Y moved by another writer: our store's cache knows nothing of it.
+    await createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 }).append(Y, 0, [ev("y1")], "y1");
+    // B's stream key holds a string: Redis refuses the XADD (WRONGTYPE).
+    await r.client.set(streamKeys(B, PARTITIONS).stream, "not a stream");
+
+    const before = { ...(store.groupCommitStats ?? { calls: 0, items: 0, largest: 0 }) };
+    // All issued in one tick, so partition 1's eight appends share one script call.
+    const burst = [
+      store.append(X, 1, [ev("a1"), ev("a2")], "x2"), // a: appended
+      store.append(Y, 0, [ev("b")], "y2"), // b: CONFLICT (actual 1)
+      store.append(Z, 0, [ev("c")], "z1"), // c: duplicate of z1 (dedupe first, stale version or not)
+      store.append(X, 1, [ev("d")], "x3"), // d: CONFLICT (a moved X to 3 earlier in the same call)
+      store.append(X, 1, [ev("e")], "x2"), // e: duplicate of a, decided inside the same call
+      store.append(B, 0, [ev("f")], "b1"), // f: refused by Redis
+      store.append(W, 0, [ev("g")], "w1"), // g: appended
+      store.append(V, 0, [ev("h")], "v1"), // h: another partition, its own call
+    ].map(settle);
+    const [a, b, c, d, e, f, g, h] = await Promise.all(burst);
+    const after = store.groupCommitStats;
+    expect(after).toBeDefined();
+    expect((after?.calls ?? 0) - before.calls).toBe(2);
+    expect((after?.items ?? 0) - before.items).toBe(8);
+    expect(after?.largest).toBeGreaterThanOrEqual(7);
+
+    // a and g: exactly what they would be alone.
+    const xs = await store.read(X);
+    expect(xs.map((x) => x.type)).toEqual(["x1", "a1", "a2"]);
+    expect(a).toEqual({ duplicate: false, fromVersion: 2, toVersion: 3, offsets: [xs[1]?.offset, xs[2]?.offset], hash: xs[2]?.hash });
+    expect(xs[2]?.hash).toBe(chainHash(chainHash(x1.hash, await rawBytes(X, 1)), await rawBytes(X, 2)));
+    const ws = await store.read(W);
+    expect(g).toEqual({ duplicate: false, fromVersion: 1, toVersion: 1, offsets: [ws[0]?.offset], hash: chainHash(GENESIS_HASH, await rawBytes(W, 0)) });
+    expect(h).toMatchObject({ duplicate: false, fromVersion: 1, toVersion: 1 });
+
+    expect(b).toBeInstanceOf(VersionConflictError);
+    expect(b).toMatchObject({ code: "CONFLICT", expected: 0, actual: 1 });
+    expect(c).toEqual({ ...z1, duplicate: true });
+    expect(d).toBeInstanceOf(VersionConflictError);
+    expect(d).toMatchObject({ expected: 1, actual: 3 });
+    expect(e).toEqual({ ...(a as AppendResult), duplicate: true });
+    expect(f).toBeInstanceOf(TributaryError);
+    expect(String((f as Error).message)).toMatch(/refused by Redis: WRONGTYPE/);
+
+    // Refused appends wrote nothing: no events, no meta, no dedupe record.
+    expect((await store.read(Y)).map((y) => y.type)).toEqual(["y1"]);
+    expect((await store.read(Z)).map((z) => z.type)).toEqual(["z1"]);
+    const bk = streamKeys(B, PARTITIONS);
+    expect(await r.client.get(bk.stream)).toBe("not a stream");
+    expect(await r.client.exists(bk.meta, keys.idem(bk.partition, `conversation:${B.id}:b1`))).toBe(0);
+    // The partition log got exactly a's two events and g's one from this call, in call order.
+    const log = (await store.readLog(1)).filter((l) => [X.id, W.id, Y.id, Z.id, B.id].includes(l.event.stream.id));
+    expect(log.map((l) => l.event.type)).toEqual(["x1", "z1", "y1", "a1", "a2", "g"]);
+    // Offsets unique across the call; the chain of every stream verifies.
+    const offsets = [...xs, ...ws].map((x) => x.offset);
+    expect(new Set(offsets).size).toBe(offsets.length);
+    for (const s of [X, Y, Z, W, V]) {
+      const audit = await auditStream({ ref: s, key: source.keyOf(s) }, { live: source, head: source.head });
+      expect(audit.break).toBeUndefined();
+    }
+    // A refused append does not poison its stream for later: B works once it is a stream again.
+    await r.client.del(bk.stream);
+    expect(await store.append(B, 0, [ev("f")], "b1")).toMatchObject({ duplicate: false, fromVersion: 1 });
+  });
+
+  it("same-tick appends to one partition go out as one call; a lone append as a call of its own", async () => {
+    const streams = Array.from({ length: 20 }, () => convIn(3));
+    const before = store.groupCommitStats?.calls ?? 0;
+    const res = await Promise.all(streams.map((s, i) => store.append(s, 0, [ev("t", { i })], `c${i}`)));
+    expect((store.groupCommitStats?.calls ?? 0) - before).toBe(1);
+    expect(res.every((x) => !x.duplicate && x.fromVersion === 1)).toBe(true);
+    expect(new Set(res.map((x) => x.offsets[0])).size).toBe(20);
+    const lone = await store.append(streams[0] as StreamRef, 1, [ev("u")], "lone");
+    expect(lone.toVersion).toBe(2);
+    expect((store.groupCommitStats?.calls ?? 0) - before).toBe(2);
+  });
+
+  it("caps a call at maxAppends: 150 same-tick appends of one partition take ceil(150 / 64) calls", async () => {
+    const capped = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { maxAppends: 64 } });
+    const streams = Array.from({ length: 150 }, () => convIn(0));
+    const res = await Promise.all(streams.map((s) => capped.append(s, 0, [ev("t")], "c")));
+    expect(res.every((x) => x.toVersion === 1)).toBe(true);
+    expect(capped.groupCommitStats).toEqual({ calls: 3, items: 150, largest: 64 });
+  });
+
+  it("wait-replica covers every append of a group: each answers UNAVAILABLE without a replica, retries are duplicates", async () => {
+    const replicas = Number(/connected_slaves:(\d+)/.exec(await r.client.info("replication"))?.[1] ?? "0");
+    if (mode === "single" && replicas > 0) return; // a test Redis with replicas would acknowledge
+    const durable = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 50 });
+    const [s1, s2, s3] = [2, 2, 2].map(convIn) as [StreamRef, StreamRef, StreamRef];
+    await store.append(s3, 0, [ev("first")], "s3");
+    const out = await Promise.all([durable.append(s1, 0, [ev("a")], "w1"), durable.append(s2, 0, [ev("b")], "w2"), durable.append(s3, 0, [ev("c")], "w3")].map(settle));
+    expect(durable.groupCommitStats?.calls).toBe(1);
+    expect(out[0]).toMatchObject({ code: "UNAVAILABLE" });
+    expect(out[1]).toMatchObject({ code: "UNAVAILABLE" });
+    expect(out[2]).toBeInstanceOf(VersionConflictError); // a refusal stays a refusal
+    expect((await store.head(s1)).version).toBe(1);
+    const retry = await settle(durable.append(s1, 0, [ev("a")], "w1"));
+    expect(retry).toMatchObject({ code: "UNAVAILABLE" });
+    expect((await store.head(s1)).version).toBe(1);
+  });
+
+  async function rawBytes(s: StreamRef, i: number): Promise<Buffer> {
+    const raw = await r.client.xrangeBuffer(streamKeys(s, PARTITIONS).stream, "-", "+");
+    return raw[i]?.[1][1] as Buffer;
+  }
+});
