@@ -327,7 +327,13 @@ export class ConversationProcess {
     else end = { type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost };
     await repo.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
     await this.settle(id, first.state, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
-    await clearRunning(this.o.redis, runner.partition, id);
+    // Once the end is appended the next message may be accepted, and its postMessage marks the
+    // conversation running again (under the lock, before starting its runner): clearing after that
+    // would leave the new reply unmarked, so no one would end it if this worker died.
+    await repo.exclusive(id, async () => {
+      const current = this.runners.get(id);
+      if (current === undefined || current === runner) await clearRunning(this.o.redis, runner.partition, id);
+    });
   }
 
   /** Commit the real usage on the ledgers; idempotent by reservation id (I8). */

@@ -3,6 +3,7 @@ import { decodeRaw, encode } from "../../core/codec.js";
 import type { Logger } from "../../core/logger.js";
 import { duplicateRedis, type RedisClient } from "../../core/redis/connection.js";
 import type { CommandResult } from "./command.js";
+import { TickBatch } from "./tick-batch.js";
 
 /**
  * Command decisions travel back to the edge node that asked, on a reply stream of its own
@@ -20,17 +21,34 @@ export function replyStreamKey(node: string): string {
 /** When each reply stream's TTL was last pushed out: once a minute is plenty for a one-hour TTL. */
 const expiresSet = new Map<string, number>();
 
-/** Worker side: deliver a decision. */
-export async function sendReply(redis: RedisClient, replyTo: string, commandId: string, result: CommandResult): Promise<void> {
-  const now = Date.now();
-  const added = redis.xadd(replyTo, "MAXLEN", "~", String(REPLY_MAXLEN), "*", "id", commandId, "r", encode(result));
-  if ((expiresSet.get(replyTo) ?? 0) < now - 60_000) {
-    expiresSet.set(replyTo, now);
-    if (expiresSet.size > 10_000) expiresSet.clear();
-    await Promise.all([added, redis.expire(replyTo, REPLY_TTL_SECONDS)]);
-  } else {
-    await added;
+/**
+ * Decisions for the same reply stream made in the same tick (the commands of one consumer batch)
+ * travel as ONE entry carrying several `id`/`r` pairs: one XADD instead of one per decision. The
+ * listener reads every pair of an entry (and so still reads entries of one pair).
+ */
+const batches = new WeakMap<RedisClient, TickBatch<string, [string, Buffer]>>();
+
+function replyBatch(redis: RedisClient): TickBatch<string, [string, Buffer]> {
+  let b = batches.get(redis);
+  if (!b) {
+    b = new TickBatch((replyTo, replies) => {
+      const fields: Array<string | Buffer> = [];
+      for (const [id, r] of replies) fields.push("id", id, "r", r);
+      const added = redis.xadd(replyTo, "MAXLEN", "~", String(REPLY_MAXLEN), "*", ...fields);
+      const now = Date.now();
+      if ((expiresSet.get(replyTo) ?? 0) >= now - 60_000) return added;
+      expiresSet.set(replyTo, now);
+      if (expiresSet.size > 10_000) expiresSet.clear();
+      return Promise.all([added, redis.expire(replyTo, REPLY_TTL_SECONDS)]);
+    }, 64);
+    batches.set(redis, b);
   }
+  return b;
+}
+
+/** Worker side: deliver a decision; resolves once the reply stream holds it. */
+export async function sendReply(redis: RedisClient, replyTo: string, commandId: string, result: CommandResult): Promise<void> {
+  await replyBatch(redis).add(replyTo, [commandId, encode(result)]);
 }
 
 interface Waiter {
@@ -96,15 +114,21 @@ export class ReplyListener {
     }
   }
 
+  /** An entry carries one or more `id`, `r` pairs (sendReply batches the decisions of a tick). */
   private dispatch(fields: Buffer[]): void {
     let commandId: string | undefined;
-    let raw: Buffer | undefined;
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const name = fields[i]?.toString();
       if (name === "id") commandId = fields[i + 1]?.toString();
-      else if (name === "r") raw = fields[i + 1];
+      else if (name === "r" && commandId !== undefined) {
+        this.deliver(commandId, fields[i + 1]);
+        commandId = undefined;
+      }
     }
-    if (!commandId || !raw) return;
+  }
+
+  private deliver(commandId: string, raw: Buffer | undefined): void {
+    if (!raw) return;
     const w = this.waiters.get(commandId);
     if (!w) return;
     this.waiters.delete(commandId);

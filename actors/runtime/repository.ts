@@ -5,6 +5,7 @@ import type { AggregateKind, StreamRef } from "../../core/keys.js";
 import type { Logger } from "../../core/logger.js";
 import type { DecidedEvent, Decider, Decision } from "../decider.js";
 import type { Snapshot, SnapshotStore } from "./snapshots.js";
+import type { StreamFacts, StreamProbe } from "./stream-probe.js";
 
 /** Anything that reads a stream in order: the event store, or the archive-spanning reader. */
 export interface EventReader {
@@ -27,6 +28,12 @@ export interface RepositoryOptions<C, E extends DecidedEvent, S> {
   /** Reads history (archive + Redis); defaults to the store. */
   reader?: EventReader;
   snapshots: SnapshotStore;
+  /**
+   * Asks the stream's meta for its version and snapshot pointer before a first load (one command),
+   * so a new stream is not read at all and a young one is read from Redis alone (stream-probe.ts).
+   * Without it, rehydration asks `snapshots.exists` and reads through `reader`.
+   */
+  probe?: StreamProbe;
   /** Write a snapshot every N events [100]. */
   snapshotEvery?: number;
   /** Actors kept in memory; the least recently used are passivated [10,000]. */
@@ -109,10 +116,11 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   /** Rehydrate from the latest snapshot plus the events after it (or from the start). */
   async rehydrate(id: string, opts: { useSnapshot?: boolean } = {}): Promise<Loaded<S>> {
     const ref = this.ref(id);
+    const facts = this.o.probe ? await this.o.probe.probe(ref) : undefined;
     let snap: Snapshot | null = null;
     // Only look in the blob store when the stream's meta says a snapshot was written: most actors
     // are young, and a miss costs a file open or an S3 round trip on every first load.
-    if (opts.useSnapshot !== false && (await this.o.snapshots.exists(ref))) {
+    if (opts.useSnapshot !== false && (facts ? facts.snapshot : await this.o.snapshots.exists(ref))) {
       try {
         snap = await this.o.snapshots.get(ref);
       } catch (e) {
@@ -127,11 +135,12 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot of the wrong shape; folding from the start");
       }
     }
-    await this.catchUp(id, loaded);
+    if (facts) await this.catchUpTo(id, loaded, facts);
+    else await this.catchUp(id, loaded);
     return loaded;
   }
 
-  /** Fold every event after `loaded.offset` into it. */
+  /** Fold every event after `loaded.offset` into it, through the history reader (archive + Redis). */
   private async catchUp(id: string, loaded: Loaded<S>): Promise<void> {
     const ref = this.ref(id);
     for (;;) {
@@ -139,6 +148,32 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
       for (const e of page) this.fold(loaded, e);
       if (page.length < PAGE) return;
     }
+  }
+
+  /**
+   * `catchUp` when the stream's version is known: nothing to read for a stream with no events beyond
+   * `loaded`, and Redis alone (one XRANGE, no archive index) while what it returns continues
+   * `loaded` without a gap. Trimming only ever removes a stream's oldest entries, so a first entry
+   * with the next version means Redis still holds everything after it; a gap, or fewer events than
+   * the stream's version, means the archive holds some, and the history reader takes over from
+   * where we are.
+   */
+  private async catchUpTo(id: string, loaded: Loaded<S>, facts: StreamFacts): Promise<void> {
+    if (facts.version <= loaded.version) return;
+    if (this.reader !== this.o.store) {
+      const ref = this.ref(id);
+      for (;;) {
+        const page = await this.o.store.read(ref, { from: loaded.offset, limit: PAGE });
+        const first = page[0];
+        if (first === undefined || first.version > loaded.version + 1) break; // trimmed past us
+        for (const e of page) this.fold(loaded, e);
+        if (page.length < PAGE) {
+          if (loaded.version >= facts.version) return;
+          break;
+        }
+      }
+    }
+    await this.catchUp(id, loaded);
   }
 
   private fold(loaded: Loaded<S>, e: RecordedEvent): void {
@@ -200,10 +235,22 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         return { decision, loaded, appended };
       } catch (e) {
         if (!(e instanceof VersionConflictError) || attempt >= this.maxRetries) throw e;
-        // Someone else wrote (hand-over, or a ledger shared by workers): reload and decide again.
-        this.cache.delete(id);
-        loaded = await this.load(id);
+        // Someone else wrote (hand-over, or a ledger shared by workers): read what they appended
+        // and decide again. Only the tail is read; should that fail (say, a gap), start over.
+        loaded = await this.refresh(id, loaded);
       }
+    }
+  }
+
+  /** Bring a cached actor up to its stream's head after a conflict; rehydrate if that fails. */
+  private async refresh(id: string, loaded: Loaded<S>): Promise<Loaded<S>> {
+    try {
+      await this.catchUp(id, loaded);
+      return loaded;
+    } catch (e) {
+      this.o.log?.warn({ err: errorMessage(e), stream: id }, "tail read after a conflict failed; rehydrating");
+      this.cache.delete(id);
+      return this.load(id);
     }
   }
 

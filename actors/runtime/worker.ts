@@ -20,6 +20,7 @@ import { sendReply } from "./reply-bus.js";
 import { AggregateRepository, type EventReader } from "./repository.js";
 import type { ReplyResponder } from "./responder.js";
 import { blobSnapshotStore, metaSnapshotPointer, noSnapshots } from "./snapshots.js";
+import { metaStreamProbe } from "./stream-probe.js";
 
 /** What the worker needs from partition ownership (core/redis/lease.ts implements it). */
 export interface PartitionOwnership {
@@ -75,7 +76,9 @@ export class ActorWorker {
 
   constructor(private readonly o: WorkerOptions) {
     const snapshots = o.blobs ? blobSnapshotStore(o.blobs, metaSnapshotPointer(o.redis, o.config.PARTITIONS)) : noSnapshots;
-    const common = { store: o.store, snapshots, snapshotEvery: o.config.SNAPSHOT_EVERY, log: o.log, ...(o.reader ? { reader: o.reader } : {}) };
+    // One HMGET tells a first load whether there is anything to read (and whether a snapshot exists).
+    const probe = metaStreamProbe(o.redis, o.config.PARTITIONS, { snapshots: o.blobs !== undefined });
+    const common = { store: o.store, snapshots, probe, snapshotEvery: o.config.SNAPSHOT_EVERY, log: o.log, ...(o.reader ? { reader: o.reader } : {}) };
     const conversations = new AggregateRepository({ kind: "conversation", decider: conversationDecider, ...common });
     const ledgers = new AggregateRepository({ kind: "ledger", decider: ledgerDecider, ...common });
     const budgets = new AggregateRepository({ kind: "ledger", decider: budgetDecider, ...common });
