@@ -38,6 +38,12 @@ export interface RepositoryOptions<C, E extends DecidedEvent, S> {
   snapshotEvery?: number;
   /** Actors kept in memory; the least recently used are passivated [10,000]. */
   cacheSize?: number;
+  /**
+   * Written by several workers at once (ledgers: shared by conversations of every partition), so a
+   * cached copy may be stale even while we hold our leases. A decision that appends is checked by
+   * its expected version anyway; one that appends nothing re-reads the tail first.
+   */
+  shared?: boolean;
   /** Attempts on a version conflict before giving up (hand-over races) [8]. */
   maxConflictRetries?: number;
   log?: Logger;
@@ -209,10 +215,24 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     decide: (state: S) => Decision<E>,
     meta: EventMetaIn = {},
   ): Promise<Executed<E, S>> {
+    const wasCached = this.cache.has(id);
     let loaded = await this.load(id);
+    let verified = !wasCached || !this.o.shared;
     for (let attempt = 0; ; attempt++) {
       const decision = decide(loaded.state);
-      if (!decision.ok || decision.events.length === 0) return { decision, loaded };
+      if (!decision.ok || decision.events.length === 0) {
+        // Nothing to append means no expected version checks the state we decided on. An actor
+        // other workers write too (a ledger) may have moved on since we cached it: read its tail
+        // once, and decide again if it did — a refusal (say, QUOTA_EXCEEDED) must not come from a
+        // stale copy. Rare (refusals, repeats), so the accepted hot path reads nothing.
+        if (!verified) {
+          verified = true;
+          const before = loaded.version;
+          loaded = await this.refresh(id, loaded);
+          if (loaded.version !== before) continue;
+        }
+        return { decision, loaded };
+      }
       try {
         const appended = await this.o.store.append(
           this.ref(id),
