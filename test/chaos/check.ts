@@ -50,7 +50,8 @@ export function checkAccepted(evs: Envelope[], accepted: Accepted[]): string[] {
   const breaks: string[] = [];
   for (const a of accepted) {
     const received = evs.filter((e) => e.type === "message.received" && (e.data as { messageId: string }).messageId === a.messageId);
-    if (received.length !== 1) breaks.push(`${a.conversationId} ${a.clientMessageId}: message.received ${received.length}×`);
+    const how = a.status === undefined ? "" : ` (answered ${a.status} after ${a.attempts} attempt(s) at ${new Date(a.acceptedAt ?? 0).toISOString()})`;
+    if (received.length !== 1) breaks.push(`${a.conversationId} ${a.clientMessageId}${how}: message.received ${received.length}×`);
     const starts = evs.filter((e) => e.type === "assistant.started" && (e.data as { replyTo: string }).replyTo === a.messageId);
     if (starts.length !== 1 || (starts[0]?.data as { messageId: string } | undefined)?.messageId !== a.replyId) {
       breaks.push(`${a.conversationId} ${a.clientMessageId}: ${starts.length} replies started, announced ${a.replyId}`);

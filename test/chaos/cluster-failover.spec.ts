@@ -253,6 +253,7 @@ describe("the system on the cluster: a master SIGKILLed under load (wait-replica
     const slot = Number(await client.cluster("KEYSLOT", "{p0}:log"));
     const { master, replica } = ownerOf(slot, cluster.ports.find((p) => server(p).running)!);
     const acceptedAtKill = accepted.length;
+    const killedAt = new Date().toISOString();
     await server(master).kill();
     await until("the replica to be promoted", () => nodesTable(replica).some((n) => n.port === replica && n.flags.includes("master")), 60_000);
     await sleep(5000);
@@ -293,7 +294,7 @@ describe("the system on the cluster: a master SIGKILLed under load (wait-replica
     const audit = cli(["audit", "verify", "--all"], env);
     if (audit.status !== 0) breaks.push(`audit verify --all exit ${audit.status}: ${audit.out.slice(-2000)}`);
     const status = cli(["projections", "status"], env);
-    console.log(`chaos cluster-load figures ${JSON.stringify({ killedMaster: master, promoted: replica, acceptedAtKill, accepted: accepted.length, eventsChecked: events, followerEventsChecked: followers.reduce((s, f) => s + f.versions.length, 0), unavailable: stats.unavailable, retries: stats.retries, networkErrors: stats.networkErrors })}\n${status.out}`);
+    console.log(`chaos cluster-load figures ${JSON.stringify({ killedMaster: master, killedAt, promoted: replica, acceptedAtKill, accepted: accepted.length, eventsChecked: events, followerEventsChecked: followers.reduce((s, f) => s + f.versions.length, 0), unavailable: stats.unavailable, retries: stats.retries, networkErrors: stats.networkErrors })}\n${status.out}`);
     expect(breaks, breaks.slice(0, 30).join("\n")).toEqual([]);
   });
 });

@@ -13,6 +13,11 @@ export interface Accepted {
   clientMessageId: string;
   messageId: string;
   replyId: string;
+  /** 201, or 200 for a repeat (a retry whose first attempt was decided); for failure messages. */
+  status?: number;
+  attempts?: number;
+  /** When the answer arrived (epoch ms). */
+  acceptedAt?: number;
 }
 
 export interface Stats {
@@ -193,7 +198,7 @@ export async function send(opts: {
         });
         const body = (await res.json()) as { messageId?: string; replyId?: string; error?: { code: string } };
         if (res.status === 201 || res.status === 200) {
-          acceptedHere = { conversationId, clientMessageId, messageId: body.messageId as string, replyId: body.replyId as string };
+          acceptedHere = { conversationId, clientMessageId, messageId: body.messageId as string, replyId: body.replyId as string, status: res.status, attempts: attempt + 1, acceptedAt: Date.now() };
         } else if (res.status === 202) {
           stats.pending++;
           await sleep(500);
