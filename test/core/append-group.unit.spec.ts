@@ -1,0 +1,61 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { TributaryError, VersionConflictError } from "../../core/errors.js";
+import { groupCall, parseGroupReplies, parseGroupReply, type GroupAppend } from "../../core/redis/append-group.js";
+import { StaleHeadError } from "../../core/redis/scripts.js";
+
+/** The group script's arguments and return codes (core/redis/append-group.ts), without Redis. */
+const A = (over: Partial<GroupAppend> = {}): GroupAppend => ({
+  stream: "{p1}:es:conversation:a",
+  meta: "{p1}:meta:conversation:a",
+  idem: "{p1}:idem:conversation:a:c1",
+  expectedVersion: 4,
+  prevHash: "aa",
+  events: [
+    { bytes: Buffer.from([1]), hash: "h5" },
+    { bytes: Buffer.from([2]), hash: "h6" },
+  ],
+  ...over,
+});
+
+describe("append-group.lua arguments and replies", () => {
+  it("lays out KEYS (log, idseq, then stream/meta/idem per append) and ARGV (shared, then per append)", () => {
+    const b = A({ stream: "{p1}:es:session:b", meta: "{p1}:meta:session:b", idem: "{p1}:idem:session:b:x", expectedVersion: 0, prevHash: "00", events: [{ bytes: Buffer.from([3]), hash: "h1" }] });
+    const { keys, args } = groupCall({ log: "{p1}:log", idseq: "{p1}:idseq", idemTtlMs: 1500.7, partitions: 4, partition: 1 }, [A(), b]);
+    expect(keys).toEqual(["{p1}:log", "{p1}:idseq", A().stream, A().meta, A().idem, b.stream, b.meta, b.idem]);
+    expect(args).toEqual([1500, 4, 1, 2, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 0, "00", 1, Buffer.from([3]), "h1"]);
+  });
+
+  it("maps 0 to an append at expected+1.. with the writer's hash, 1 to the stored first result", () => {
+    expect(parseGroupReply(A(), [0, "9-1", "9-5"])).toEqual({ duplicate: false, fromVersion: 5, toVersion: 6, offsets: ["9-1", "9-5"], hash: "h6" });
+    expect(parseGroupReply(A(), [1, "2", 3, Buffer.from("cd"), "7-1", "7-5"])).toEqual({ duplicate: true, fromVersion: 2, toVersion: 3, offsets: ["7-1", "7-5"], hash: "cd" });
+    // An appended reply with the wrong number of offsets is a bug, not a result.
+    expect(parseGroupReply(A(), [0, "9-1"])).toBeInstanceOf(TributaryError);
+  });
+
+  it("maps refusals to typed errors, per append, without throwing", () => {
+    expect(parseGroupReply(A(), [-1, 7])).toBeInstanceOf(VersionConflictError);
+    expect(parseGroupReply(A(), [-1, 7])).toMatchObject({ code: "CONFLICT", expected: 4, actual: 7 });
+    expect(parseGroupReply(A(), [-2, 4, "beef"])).toMatchObject({ name: "StaleHeadError", actualVersion: 4, actualHash: "beef" });
+    expect(parseGroupReply(A(), [-2, 4, "beef"])).toBeInstanceOf(StaleHeadError);
+    expect(parseGroupReply(A(), [-3, "bad arguments"])).toMatchObject({ code: "BAD_REQUEST" });
+    expect(parseGroupReply(A(), [-4, "WRONGTYPE Operation against a key holding the wrong kind of value"])).toMatchObject({ code: "INTERNAL" });
+    expect(parseGroupReply(A(), [42])).toBeInstanceOf(TributaryError);
+    expect(parseGroupReply(A(), "OK")).toBeInstanceOf(TributaryError);
+    expect(parseGroupReply(A(), [0, "9-1", "9-5"])).not.toBeInstanceOf(Error);
+  });
+
+  it("a reply of the wrong shape fails every append of the group; otherwise outcomes are per append", () => {
+    const out = parseGroupReplies([A(), A()], [[-3, "bad group arguments"]]);
+    expect(out).toHaveLength(2);
+    expect(out.every((o) => o instanceof TributaryError && /bad group arguments/.test(o.message))).toBe(true);
+    const mixed = parseGroupReplies([A(), A()], [[-1, 5], [0, "1-1", "1-5"]]);
+    expect(mixed[0]).toBeInstanceOf(VersionConflictError);
+    expect(mixed[1]).toMatchObject({ fromVersion: 5, toVersion: 6 });
+  });
+
+  it("the script file carries its KEYS/ARGV/return-code header", () => {
+    const lua = readFileSync(new URL("../../core/redis/scripts/append-group.lua", import.meta.url), "utf8");
+    for (const word of ["KEYS[1]", "KEYS[3i]", "ARGV[4]", "{ 0, offset_1", "{ -1, actualVersion }", "{ -4, reason }"]) expect(lua).toContain(word);
+  });
+});
