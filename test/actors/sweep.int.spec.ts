@@ -50,11 +50,14 @@ describe("the sweep ends replies whose runner died", () => {
     await repo.execute(id, "c2", at, (s) => conversationDecider.decide({ type: "appendDelta", at, replyId: "r", index: 0, text: "x" }, s));
     await r.client.sadd(runningKey(partitionOf(id, P)), id);
 
+    // The mark is cleared after the end is appended and the usage settled: wait for both.
     let last: string | undefined;
-    for (let i = 0; i < 100 && last !== "assistant.failed"; i++) {
+    let marked = 1;
+    for (let i = 0; i < 100 && (last !== "assistant.failed" || marked !== 0); i++) {
       await new Promise((res) => setTimeout(res, 50));
       const evs = await store.read({ kind: "conversation", id });
       last = evs[evs.length - 1]?.type;
+      marked = await r.client.sismember(runningKey(partitionOf(id, P)), id);
     }
     const evs = await store.read({ kind: "conversation", id });
     const end = evs[evs.length - 1];
