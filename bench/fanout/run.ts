@@ -258,6 +258,22 @@ async function idleRss(server: ServerName, ids: string[], token: string, n: numb
     }
     return xs.sort((a, b) => a - b)[2] ?? 0;
   };
+  /**
+   * Wait until RSS holds still (two medians 1 s apart within 1 MB; at most 30 s): a process that is
+   * still settling from start-up (GC shrinking the heap, a WASM arena released) would otherwise
+   * move the slope by more than the connections themselves — once a Tributary SSE run fell 330 MB
+   * during the sample and read as a negative 37 KB per connection.
+   */
+  const stableRss = async (): Promise<number> => {
+    let last = await rss();
+    for (let i = 0; i < 20; i++) {
+      await settle(1000);
+      const now = await rss();
+      if (Math.abs(now - last) < 1 << 20) return now;
+      last = now;
+    }
+    return last;
+  };
   try {
     const k = KIND[server];
     const defs = (count: number, offset: number) =>
@@ -266,10 +282,10 @@ async function idleRss(server: ServerName, ids: string[], token: string, n: numb
     const first = Math.max(1, Math.round(n / 10));
     await warm.start({ ...spec, clients: defs(first, 0) }, 1);
     await settle(4000);
-    const before = await rss();
+    const before = await stableRss();
     const r = await main.start({ ...spec, clients: defs(n - first, first) }, WORKERS);
     await settle(3000);
-    const after = await rss();
+    const after = await stableRss();
     say(`${server}: ${first} + ${r.connected} idle connections, RSS ${(before / 1048576).toFixed(0)} → ${(after / 1048576).toFixed(0)} MB`);
     return { perConnection: r.connected > 0 ? (after - before) / r.connected : null, connected: first + r.connected, before, after };
   } finally {
