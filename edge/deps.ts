@@ -56,6 +56,8 @@ export interface CancelInput {
   conversationId: string;
   tenantId: string;
   userId: string;
+  /** The caller's roles: a tenant admin may cancel another user's reply, and the actor checks again. */
+  roles?: string[] | undefined;
 }
 
 export interface SetQuotaInput {

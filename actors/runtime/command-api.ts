@@ -76,8 +76,10 @@ export class CommandApi {
     return { kind: "accepted", status: v.status, body: { messageId: v.messageId, replyId: v.replyId, offset: v.offset } };
   }
 
-  async cancel(input: { conversationId: string; tenantId: string; userId: string }): Promise<{ cancelled: boolean }> {
-    const { result } = await this.bus.send("conversation.cancel", input.conversationId, this.principal(input.tenantId, input.userId, undefined), {}, {
+  async cancel(input: { conversationId: string; tenantId: string; userId: string; roles?: string[] | undefined }): Promise<{ cancelled: boolean }> {
+    // The roles travel with the command: the actor authorizes again (a tenant admin may cancel).
+    const principal = { ...this.principal(input.tenantId, input.userId, undefined), roles: input.roles ?? [] };
+    const { result } = await this.bus.send("conversation.cancel", input.conversationId, principal, {}, {
       waitMs: this.waitMs,
     });
     if (!result) throw new TributaryError("UNAVAILABLE", "no worker decided in time", { retryAfter: 1 });

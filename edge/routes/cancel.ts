@@ -20,7 +20,12 @@ export function mountCancelRoute(app: TemplatedApp, deps: EdgeDeps): void {
       await deps.gateway.admitCommand(owner.conversationId);
       const stop = deps.metrics.commandLatency.startTimer({ command: "cancel" });
       try {
-        const result = await deps.commands.cancel({ conversationId: owner.conversationId, tenantId: principal.tenantId, userId: principal.userId });
+        const result = await deps.commands.cancel({
+          conversationId: owner.conversationId,
+          tenantId: principal.tenantId,
+          userId: principal.userId,
+          roles: principal.roles,
+        });
         stop({ outcome: "ok" });
         ctx.json(202, { cancelled: result.cancelled });
       } catch (e) {

@@ -556,6 +556,7 @@ export class Connection implements SessionHandlers, PingHooks {
       conversationId: input.conversationId,
       tenantId: principal.tenantId,
       userId: principal.userId,
+      roles: principal.roles,
     });
     return { ok: true, cancelled: r.cancelled };
   }
