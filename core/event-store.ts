@@ -54,4 +54,12 @@ export interface EventStore {
   head(stream: StreamRef): Promise<StreamHead>;
   /** Entries of one partition log after `from` (exclusive). */
   readLog(partition: number, opts?: ReadOptions): Promise<LogEntry[]>;
+  /**
+   * Durability barrier for an answer derived from what was READ (a duplicate's first answer, a
+   * refusal) rather than from an append this caller just made: resolves once everything the store
+   * could have read of the stream is as durable as an acknowledged append (`wait-replica`: a replica
+   * has it; `local`: at once). Throws UNAVAILABLE when it cannot be confirmed. Optional: stores
+   * without replication need none.
+   */
+  confirm?(stream: StreamRef): Promise<void>;
 }

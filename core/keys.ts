@@ -26,6 +26,8 @@ export const keys = {
   /** Per-group stream that `dlq redrive` writes to, so a redriven entry reaches only the group that failed it. */
   redrive: (p: number, group: string) => `${tag(p)}:redrive:${group}`,
   lease: (p: number, role: string) => `${tag(p)}:lease:${role}`,
+  /** Written by the wait-replica durability barrier (EventStore.confirm) so its WAIT has a write to wait for. */
+  durable: (p: number) => `${tag(p)}:durable`,
 };
 
 /** Key helpers for one aggregate, given the configured number of partitions. */

@@ -21,6 +21,7 @@ import { AggregateRepository, type EventReader } from "./repository.js";
 import type { ReplyResponder } from "./responder.js";
 import { blobSnapshotStore, metaSnapshotPointer, noSnapshots } from "./snapshots.js";
 import { metaStreamProbe } from "./stream-probe.js";
+import type { AggregateKind } from "../../core/keys.js";
 
 /** What the worker needs from partition ownership (core/redis/lease.ts implements it). */
 export interface PartitionOwnership {
@@ -31,6 +32,12 @@ export interface PartitionOwnership {
 
 /** How often an owner re-walks its partitions' running sets for replies whose runner died. */
 const SWEEP_MS = 10_000;
+
+/** The aggregate a command is addressed to, from its type's prefix (`conversation.postMessage`). */
+function aggregateKindOf(type: string): AggregateKind {
+  const kind = type.slice(0, type.indexOf("."));
+  return kind === "ledger" || kind === "session" ? kind : "conversation";
+}
 
 /** Every partition, always: for a single worker and for tests. */
 export function allPartitionsOwnership(partitions: number): PartitionOwnership {
@@ -199,7 +206,13 @@ export class ActorWorker {
         for (const { msg, cmd } of list) {
           try {
             const result = await this.dispatch(cmd);
-            if (cmd.replyTo) await sendReply(this.o.redis, cmd.replyTo, cmd.id, result);
+            if (cmd.replyTo) {
+              // DURABILITY=wait-replica: an answer may rest on state that was only read (a repeated
+              // clientMessageId's first answer, after an append whose WAIT timed out): nothing is
+              // acknowledged before a replica has what it rests on (a no-op in `local` mode).
+              await this.o.store.confirm?.({ kind: aggregateKindOf(cmd.type), id: cmd.aggregateId });
+              await sendReply(this.o.redis, cmd.replyTo, cmd.id, result);
+            }
           } catch (e) {
             // Infrastructure trouble: leave it pending; the consumer retries it with backoff and
             // dead-letters it after MAX_DELIVERIES. A last failure is answered so no one waits forever.

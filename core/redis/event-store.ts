@@ -231,5 +231,28 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     });
   }
 
-  return { append, read, head: readHead, readLog, groupCommitStats: committer?.stats };
+  /**
+   * WAIT counts the writes of the connection that sends it, and a connection that only read has
+   * nothing to wait for: so the barrier first writes a tiny key in the stream's slot (same node,
+   * same replication stream, after every write the read could have seen), then WAITs for it.
+   */
+  async function confirm(ref: StreamRef): Promise<void> {
+    if (durability === "local") return;
+    const { partition } = streamKeys(ref, partitions);
+    const p = redis.pipeline();
+    p.set(keys.durable(partition), "1", "PX", 60_000);
+    p.wait(1, replicaTimeoutMs);
+    const replies = (await p.exec()) ?? [];
+    const [setErr] = replies[0] ?? [new Error("empty pipeline reply")];
+    if (setErr) throw setErr;
+    const [waitErr, acked] = replies[1] ?? [new Error("no WAIT reply"), null];
+    if (waitErr || Number(acked) < 1) {
+      throw new TributaryError("UNAVAILABLE", `state of ${ref.kind} ${ref.id} not confirmed by a replica within ${replicaTimeoutMs} ms`, {
+        retryAfter: 1,
+        cause: waitErr ?? undefined,
+      });
+    }
+  }
+
+  return { append, read, head: readHead, readLog, confirm, groupCommitStats: committer?.stats };
 }

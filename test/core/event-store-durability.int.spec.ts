@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
+import { privateRedis, type PrivateRedis } from "../support/private-services.js";
 import { testRedis, type TestRedis } from "../support/redis.js";
 
 /**
@@ -26,4 +28,53 @@ describe("wait-replica on a fresh client", () => {
     expect((await local.head(ref)).version).toBe(1);
     fresh.disconnect();
   });
+});
+
+/**
+ * The durability barrier (EventStore.confirm) on a real master + replica: an append whose WAIT timed
+ * out is on the master but not on the replica; anything answered from reading it (a duplicate's
+ * first answer) must wait for the replica too — while the replica is frozen the barrier refuses,
+ * once it catches up the barrier passes.
+ */
+describe("wait-replica durability barrier with a real replica", () => {
+  let master: PrivateRedis;
+  let replica: PrivateRedis;
+  let client: Redis;
+  beforeAll(async () => {
+    master = await privateRedis({ args: ["--appendonly", "no"] });
+    replica = await privateRedis({ args: ["--appendonly", "no", "--replicaof", "127.0.0.1", String(master.port)] });
+    client = new Redis(master.url);
+    await vi.waitFor(async () => expect(await client.wait(1, 100)).toBe(1), { timeout: 20_000, interval: 100 });
+  }, 60_000);
+  afterAll(async () => {
+    if (replica?.pid) process.kill(replica.pid, "SIGCONT");
+    client?.disconnect();
+    await replica?.cleanup();
+    await master?.cleanup();
+  });
+
+  it("refuses while the replica lacks what was read, passes once it has it; local mode never waits", async () => {
+    const store = createRedisEventStore(client, { partitions: 4, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 200 });
+    const ref = { kind: "conversation" as const, id: `bar-${Math.random().toString(36).slice(2)}` };
+    const ev = [{ type: "x", data: {}, at: new Date().toISOString() }];
+    expect((await store.append(ref, 0, ev, "c1")).toVersion).toBe(1);
+    await store.confirm?.(ref);
+    process.kill(replica.pid as number, "SIGSTOP");
+    let readerClient: Redis | undefined;
+    try {
+      // On the master, not confirmed: the append is refused, and so is the barrier of a later reader.
+      await expect(store.append(ref, 1, ev, "c2")).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      readerClient = new Redis(master.url);
+      const reader = createRedisEventStore(readerClient, { partitions: 4, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 200 });
+      expect((await reader.head(ref)).version).toBe(2);
+      await expect(reader.confirm?.(ref)).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      // `local` promises nothing beyond the master: no barrier.
+      await createRedisEventStore(client, { partitions: 4, idemTtlMs: 60_000 }).confirm?.(ref);
+      process.kill(replica.pid as number, "SIGCONT");
+      await vi.waitFor(() => expect(reader.confirm?.(ref)).resolves.toBeUndefined(), { timeout: 20_000, interval: 100 });
+    } finally {
+      process.kill(replica.pid as number, "SIGCONT");
+      readerClient?.disconnect();
+    }
+  }, 60_000);
 });
