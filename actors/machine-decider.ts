@@ -89,7 +89,7 @@ export function decideWith<E extends DecidedEvent>(
   const [next, actions] = transition(machine, snapshot, commandEvent);
   // A command handler that assigned would make decide impure with respect to the log: state may
   // only change through events. Fail loudly in that case (a bug in the machine, not in the input).
-  if (next.context !== snapshot.context || JSON.stringify(next.value) !== JSON.stringify(snapshot.value)) {
+  if (next.context !== snapshot.context || (next.value !== snapshot.value && JSON.stringify(next.value) !== JSON.stringify(snapshot.value))) {
     throw new Error(`machine ${machine.id}: command ${String(commandEvent.type)} changed the state; commands must only emit`);
   }
   const events: E[] = [];

@@ -108,7 +108,8 @@ async function commandsPerSecond(): Promise<{ commands: number; seconds: number;
     stdio: ["ignore", "ignore", "inherit"],
   });
   try {
-    const replies = new ReplyListener(redis.duplicate(), log);
+    const replyRedis = redis.duplicate();
+    const replies = new ReplyListener(replyRedis, log);
     replies.start();
     // Only its ledger port is used (quota reads); this in-process worker is never started.
     const reader = new ActorWorker({
@@ -137,6 +138,7 @@ async function commandsPerSecond(): Promise<{ commands: number; seconds: number;
     if (LIFECYCLE) await new Promise((r) => setTimeout(r, 1000));
     const workerCpu = cpuSeconds(child.pid as number) - cpu0;
     await replies.stop();
+    replyRedis.disconnect(); // the listener reads on a duplicate of its own; this one would keep the bench alive
 
     // Baseline, same run: bare single-event appends at the same concurrency.
     const t1 = performance.now();

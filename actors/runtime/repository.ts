@@ -78,8 +78,15 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   private readonly cacheSize: number;
   private readonly maxRetries: number;
   private readonly now: () => number;
+  /**
+   * States are immutable values (every evolve returns a new one), so every new actor can start from
+   * the same initial state: computing it (XState's getInitialSnapshot builds an actor) on each
+   * first load was a visible share of a new ledger's cost.
+   */
+  private readonly initial: S;
 
   constructor(private readonly o: RepositoryOptions<C, E, S>) {
+    this.initial = o.decider.initialState();
     this.kind = o.kind;
     this.reader = o.reader ?? o.store;
     this.snapshotEvery = o.snapshotEvery ?? 100;
@@ -133,7 +140,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot unreadable; folding from the start");
       }
     }
-    let loaded: Loaded<S> = { state: this.o.decider.initialState(), version: 0, offset: "0", lastUsed: this.now() };
+    let loaded: Loaded<S> = { state: this.initial, version: 0, offset: "0", lastUsed: this.now() };
     if (snap) {
       try {
         loaded = { state: this.o.decider.fromSnapshot(snap.state), version: snap.version, offset: snap.offset, lastUsed: this.now() };
@@ -234,15 +241,19 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         return { decision, loaded };
       }
       try {
+        const expected = loaded.version;
         const appended = await this.o.store.append(
           this.ref(id),
-          loaded.version,
+          expected,
           decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: { commandId, ...meta } })),
           commandId,
         );
-        if (appended.duplicate) {
-          // The first delivery appended already (we crashed before acknowledging): our cached
-          // state may predate it, so read back rather than fold events we did not read.
+        if (appended.duplicate || loaded.version !== expected) {
+          // Duplicate: the first delivery appended already (we crashed before acknowledging), and
+          // our cached state may predate it. Moved: a fresh load outside the lock (a quota view)
+          // caught this cached state up while our append was in flight, so it may already hold our
+          // events — folding them again would count them twice. Either way, read back rather than
+          // fold: catchUp skips what is already folded.
           await this.catchUp(id, loaded);
         } else {
           decision.events.forEach((ev, i) => {

@@ -220,4 +220,32 @@ describe("the actor cache and probe-first rehydration equal the uncached path", 
     expect(fresh.version).toBe(4);
     expect(fresh.state.context.used).toBe(7);
   });
+  it("never folds an append twice when a fresh load (a quota view, outside the lock) caught the cache up meanwhile", async () => {
+    const store = createRedisEventStore(r.client, { partitions: P, idemTtlMs: 600_000 });
+    let repo: AggregateRepository<LedgerCommand, LedgerEvent, LedgerState> | undefined;
+    const id = "user:view:race";
+    let raced = 0;
+    // The append lands in Redis; before its answer reaches the writer, a reader catches the cached
+    // state up (as LedgerPort.view does with load(id, {fresh: true})).
+    const racing: EventStore = {
+      ...store,
+      async append(ref, expected, events, commandId) {
+        const res = await store.append(ref, expected, events, commandId);
+        if (commandId.startsWith("commit")) {
+          await repo?.load(id, { fresh: true });
+          raced++;
+        }
+        return res;
+      },
+    };
+    repo = ledgerRepo(racing);
+    const at = new Date(BASE).toISOString();
+    await repo.execute(id, "reserve", at, (s) => ledgerDecider.decide({ type: "reserve", at, reservationId: "r0", tokens: 100, tier: "registered" }, s));
+    const done = await repo.execute(id, "commit", at, (s) => ledgerDecider.decide({ type: "commit", at, reservationId: "r0", tokens: 11, costMicros: 33 }, s));
+    expect(raced).toBe(1);
+    expect(done.loaded.state.context.used).toBe(11);
+    expect(done.loaded.state.context.reserved).toBe(0);
+    const want = await ledgerRepo(store).load(id);
+    expect(ledgerDecider.toSnapshot(done.loaded.state)).toEqual(ledgerDecider.toSnapshot(want.state));
+  });
 });
