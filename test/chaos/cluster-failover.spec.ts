@@ -298,3 +298,96 @@ describe("the system on the cluster: a master SIGKILLed under load (wait-replica
     expect(breaks, breaks.slice(0, 30).join("\n")).toEqual([]);
   });
 });
+
+/**
+ * Defect 11 (docs/reliability.md) made deterministic: with DURABILITY=wait-replica, the replica of a
+ * conversation's shard is frozen and cut off, so no append to that shard can be confirmed by a
+ * replica; a client POSTs one message and retries it with the same clientMessageId (as a client
+ * must after a 503). Then the master dies and the stale replica takes over. Whatever the edge
+ * answered 200/201 must be in the log afterwards — `wait-replica` acknowledges nothing a replica
+ * does not have. A repeat answered from the actor's state (read off the master, where the first
+ * attempt's event sits unreplicated) would break exactly this.
+ */
+describe("wait-replica under a lagging replica: a retried message is acknowledged only once a replica has it", () => {
+  let db: TestDb | undefined;
+  let dataDir: string | undefined;
+  const roles: Role[] = [];
+  afterAll(async () => {
+    for (const s of cluster?.servers ?? []) if (s.running && s.pid) process.kill(s.pid, "SIGCONT");
+    await Promise.all(roles.map((r) => r.stop()));
+    await db?.cleanup();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("no 200/201 for a message the failover then loses", async () => {
+    await until("a healthy cluster", healthy, 90_000);
+    db = await testDatabase("pg");
+    dataDir = mkdtempSync(join(tmpdir(), "trib-chaos-cluster-lag-"));
+    const env = {
+      REDIS_CLUSTER_NODES: cluster.nodes,
+      DATABASE_URL: db.env.DATABASE_URL as string,
+      DATA_DIR: dataDir,
+      PARTITIONS: String(PARTITIONS),
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      DURABILITY: "wait-replica",
+      SIM_TOKENS_PER_SEC: "200",
+      SIM_MAX_TOKENS: "4",
+      LOG_LEVEL: "warn",
+      HOST: "127.0.0.1",
+    };
+    const edge = new Role({ name: "edge", kind: "edge", port: await freePort() }, env);
+    roles.push(edge, new Role({ name: "worker", kind: "worker" }, env));
+    for (const r of roles) r.start();
+    await edge.ready();
+    const token = await mintToken({ sub: "u-lag", tid: "t-lag", tier: "privileged" });
+    let res = new Response(null, { status: 599 });
+    for (let a = 0; a < 40 && res.status !== 201; a++) {
+      if (a > 0) await sleep(500);
+      res = await fetch(`${edge.url}/v1/conversations`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": "lag" }, body: "{}" });
+    }
+    expect(res.status, await res.clone().text()).toBe(201);
+    const id = ((await res.json()) as { id: string }).id;
+
+    const slot = Number(await client.cluster("KEYSLOT", streamKeys({ kind: "conversation", id }, PARTITIONS).stream));
+    const { master, replica } = ownerOf(slot, cluster.ports.find((p) => server(p).running)!);
+    await until("the replica to catch up", () => caughtUp(master, replica));
+    process.kill(server(replica).pid!, "SIGSTOP");
+    spawnSync("redis-cli", ["-p", String(master), "client", "kill", "type", "replica"], { encoding: "utf8" });
+
+    // One message, retried with the same clientMessageId after anything but an acceptance.
+    const answers: Array<{ status: number; body: string }> = [];
+    for (let a = 0; a < 6; a++) {
+      const r = await fetch(`${edge.url}/v1/conversations/${id}/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ text: "hello while the replica lags", clientMessageId: "lag-1" }),
+        signal: AbortSignal.timeout(20_000),
+      }).catch(() => undefined);
+      answers.push({ status: r?.status ?? 0, body: r ? (await r.text()).slice(0, 300) : "no answer" });
+      if (r && (r.status === 200 || r.status === 201)) break;
+      await sleep(1000);
+    }
+
+    await server(master).kill();
+    process.kill(server(replica).pid!, "SIGCONT");
+    spawnSync("redis-cli", ["-p", String(replica), "cluster", "failover", "takeover"], { encoding: "utf8" });
+    await until("the replica to own the slot", () => nodesTable(replica).some((n) => n.port === replica && n.flags.includes("master")));
+    await server(master).start();
+    await until("the cluster to heal", healthy, 90_000);
+
+    let evs: Envelope[] = [];
+    await until("the log to be readable", async () => {
+      try {
+        evs = await readAll(edge.url, id, token);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const acceptedAnswer = answers.find((a) => a.status === 200 || a.status === 201);
+    const messageId = acceptedAnswer ? (JSON.parse(acceptedAnswer.body) as { messageId?: string }).messageId : undefined;
+    const received = evs.filter((e) => e.type === "message.received" && (e.data as { messageId: string }).messageId === messageId).length;
+    console.log(`chaos cluster-lag figures ${JSON.stringify({ master, replica, answers: answers.map((a) => a.status), messageInLog: received })}`);
+    if (acceptedAnswer) expect(received, `answers ${JSON.stringify(answers)}; log types ${evs.map((e) => e.type).join(",")}`).toBe(1);
+  });
+});
