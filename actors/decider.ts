@@ -29,7 +29,18 @@ export interface Rejection {
  * `events` may be empty: the command was accepted and changes nothing (an idempotent repeat, a
  * cancel with nothing running). The runtime answers a repeat from the state, not from new events.
  */
-export type Decision<E> = { ok: true; events: E[] } | { ok: false; rejection: Rejection };
+export type Decision<E> =
+  | {
+      ok: true;
+      events: E[];
+      /**
+       * The state after folding `events` into the state that was decided on, when the decider had
+       * to compute most of it anyway (a ledger folds its housekeeping events to decide the command).
+       * Must equal `fold(events, state)`; the runtime then does not evolve the events a second time.
+       */
+      next?: unknown;
+    }
+  | { ok: false; rejection: Rejection };
 
 export interface Decider<C, E extends DecidedEvent, S> {
   initialState(): S;

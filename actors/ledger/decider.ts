@@ -83,7 +83,12 @@ function build<C extends { type: string; at: string }>(
     // Step 2: the command itself, on that state.
     const main = decideWith<NeutralEvent>(machine, temp, toNeutral(command));
     if (!main.ok) return main;
-    return accept([...pre.events, ...main.events].map(toStored));
+    const events = [...pre.events, ...main.events];
+    if (events.length === 0) return accept([]);
+    // The housekeeping events are folded already: hand the state after all of them to the runtime,
+    // so it does not fold them again (a new ledger's reset + configuration, each an XState step).
+    for (const e of main.events) temp = evolveWith(machine, temp, e);
+    return { ok: true, events: events.map(toStored), next: temp };
   };
 
   return {

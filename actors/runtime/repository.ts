@@ -256,11 +256,18 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
           // fold: catchUp skips what is already folded.
           await this.catchUp(id, loaded);
         } else {
-          decision.events.forEach((ev, i) => {
-            loaded.state = this.o.decider.evolve(loaded.state, ev);
-            loaded.version = appended.fromVersion + i;
-            loaded.offset = appended.offsets[i] ?? loaded.offset;
-          });
+          if (decision.next !== undefined) {
+            // The decider folded them already (Decision.next): take its state.
+            loaded.state = decision.next as S;
+            loaded.version = appended.toVersion;
+            loaded.offset = appended.offsets[appended.offsets.length - 1] ?? loaded.offset;
+          } else {
+            decision.events.forEach((ev, i) => {
+              loaded.state = this.o.decider.evolve(loaded.state, ev);
+              loaded.version = appended.fromVersion + i;
+              loaded.offset = appended.offsets[i] ?? loaded.offset;
+            });
+          }
           this.maybeSnapshot(id, loaded, decision.events.length);
         }
         return { decision, loaded, appended };
