@@ -259,17 +259,19 @@ async function idleRss(server: ServerName, ids: string[], token: string, n: numb
     return xs.sort((a, b) => a - b)[2] ?? 0;
   };
   /**
-   * Wait until RSS holds still (two medians 1 s apart within 1 MB; at most 30 s): a process that is
-   * still settling from start-up (GC shrinking the heap, a WASM arena released) would otherwise
-   * move the slope by more than the connections themselves — once a Tributary SSE run fell 330 MB
-   * during the sample and read as a negative 37 KB per connection.
+   * Wait until RSS holds still (medians within 1 MB for 5 s in a row; at most 45 s): a process that
+   * is still settling from start-up would otherwise move the slope by more than the connections
+   * themselves — V8's memory reducer shrinks the heap some seconds after start-up's allocations
+   * stop, and Tributary's edge (with PGlite in-process) once fell by 330–370 MB during the sample,
+   * reading as −37 KB per connection.
    */
   const stableRss = async (): Promise<number> => {
     let last = await rss();
-    for (let i = 0; i < 20; i++) {
+    let still = 0;
+    for (let i = 0; i < 40 && still < 5; i++) {
       await settle(1000);
       const now = await rss();
-      if (Math.abs(now - last) < 1 << 20) return now;
+      still = Math.abs(now - last) < 1 << 20 ? still + 1 : 0;
       last = now;
     }
     return last;
@@ -281,7 +283,7 @@ async function idleRss(server: ServerName, ids: string[], token: string, n: numb
     const spec = { kind: k.kind, baseUrl: proc.url, connectConcurrency: 128, ...(k.path ? { pathTemplate: k.path } : {}) };
     const first = Math.max(1, Math.round(n / 10));
     await warm.start({ ...spec, clients: defs(first, 0) }, 1);
-    await settle(4000);
+    await settle(10_000);
     const before = await stableRss();
     const r = await main.start({ ...spec, clients: defs(n - first, first) }, WORKERS);
     await settle(3000);
