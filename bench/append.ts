@@ -2,7 +2,8 @@
  * Append throughput of the Redis event store next to raw `redis-benchmark` XADD, measured in the
  * same run on the same Redis, reported as ratios (issue 2 §Benchmark).
  *
- *   npx tsx bench/append.ts [--seconds 2] [--rounds 3] [--no-autopipelining] [--json out.json]
+ *   npx tsx bench/append.ts [--seconds 2] [--rounds 3] [--extras] [--partitions 16] [--only single:64]
+ *                           [--no-autopipelining] [--json out.json]
  *
  * Environment: BENCH_REDIS_URL [redis://127.0.0.1:6379]. Loopback only; every case is bounded in
  * time; all keys live under a random `bench:<id>:` prefix and are deleted at the end.
@@ -17,6 +18,13 @@
  * A third column runs the same XADDs from Node through the same ioredis client: on a busy 2-core
  * machine a Node client's round trip costs far more than redis-benchmark's (C), so that ratio shows
  * what the store itself adds.
+ *
+ * "append" is the store as configured by default, i.e. with group commit (docs/event-store.md): the
+ * table shows how many appends a script call carried on average, and the same store with
+ * `groupCommit: false` (one script call per append) measured in the same rounds. Writers' streams
+ * have random ids, so they spread over `--partitions` (the configuration default, 16) as in
+ * production; `--partitions 1` puts every writer in one partition (the most group commit can group).
+ * `--extras` adds the 1-XADD Lua floor and the same XADDs through ioredis; `--only name:W` runs one case.
  *
  * Cases (events/s):
  *   - single-event appends from W = 1, 8, 64 concurrent writers (one stream each, as with one
