@@ -110,6 +110,21 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     expect(await store.append(B, 0, [ev("f")], "b1")).toMatchObject({ duplicate: false, fromVersion: 1 });
   });
 
+  it("a retry carrying the stream's current version answers its first result, next to others in its call", async () => {
+    const [S, T] = [2, 2].map(convIn) as [StreamRef, StreamRef];
+    const s1 = await store.append(S, 0, [ev("s1"), ev("s2")], "s");
+    // Re-decided with the same command id at the version the first append produced: the version
+    // check passes, so only the dedupe record can tell it is a retry.
+    const calls = store.groupCommitStats?.calls ?? 0;
+    const [again, t1] = await Promise.all([store.append(S, 2, [ev("other")], "s"), store.append(T, 0, [ev("t1")], "t")]);
+    expect((store.groupCommitStats?.calls ?? 0) - calls).toBe(1);
+    expect(again).toEqual({ ...s1, duplicate: true });
+    expect(t1).toMatchObject({ duplicate: false, fromVersion: 1, toVersion: 1 });
+    expect((await store.read(S)).map((e) => e.type)).toEqual(["s1", "s2"]);
+    expect((await store.read(T)).map((e) => e.type)).toEqual(["t1"]);
+    expect(await store.head(S)).toMatchObject({ version: 2, hash: s1.hash });
+  });
+
   it("same-tick appends to one partition go out as one call; a lone append as a call of its own", async () => {
     const streams = Array.from({ length: 20 }, () => convIn(3));
     const before = store.groupCommitStats?.calls ?? 0;

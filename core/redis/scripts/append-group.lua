@@ -11,6 +11,12 @@
   (duplicate, CONFLICT, stale head, malformed arguments, a failing first XADD) writes nothing for it
   and does not change the others' outcome.
 
+  The outcome is append-5.lua's, and so is the order of the checks as seen by the caller (a retried
+  command id answers its first result whatever its expected version), but the dedupe record costs
+  one command less on the happy path: meta is read first; a refused append then GETs the dedupe key
+  (a retry, or really refused?), an accepted one claims it with SET NX — which fails only for a retry
+  that carries the current version — before any other write.
+
   Entry ids as in append-5.lua: `<ms>-<k*P + p>`, with one TIME and one read/write of the partition's
   id sequence per call instead of per append; the group's (ms, k) only grows from append to append.
 
@@ -62,6 +68,15 @@ local function readClock()
   clockRead = true
 end
 
+-- A stored first result "<from> <to> <hash> <offset...>" → the duplicate reply.
+local function duplicateOf(first)
+  local r = { 1 }
+  for word in string.gmatch(first, '%S+') do r[#r + 1] = word end
+  -- fromVersion and toVersion go back as integers, like append-5.lua's.
+  r[2], r[3] = tonumber(r[2]), tonumber(r[3])
+  return r
+end
+
 local a = 5
 local broken = nil
 for i = 1, count do
@@ -77,62 +92,66 @@ for i = 1, count do
       out[i] = { -3, broken }
     else
       a = base + 2 * n
-      local first = redis.call('GET', idem)
-      if first then
-        local r = { 1 }
-        for word in string.gmatch(first, '%S+') do r[#r + 1] = word end
-        -- fromVersion and toVersion go back as integers, like append-5.lua's.
-        r[2], r[3] = tonumber(r[2]), tonumber(r[3])
-        out[i] = r
-      else
-        local head = redis.call('HMGET', meta, 'version', 'hash', 'last')
-        local version = tonumber(head[1]) or 0
-        local hash = head[2] or '0000000000000000000000000000000000000000000000000000000000000000'
-        if version ~= expected then
+      local head = redis.call('HMGET', meta, 'version', 'hash', 'last')
+      local version = tonumber(head[1]) or 0
+      local hash = head[2] or '0000000000000000000000000000000000000000000000000000000000000000'
+      if version ~= expected or hash ~= prev then
+        -- Refused — unless it is a retry: dedupe answers first, since a retried command's expected
+        -- version is stale by now (only this path needs the GET; the happy path claims with SET NX).
+        local first = redis.call('GET', idem)
+        if first then
+          out[i] = duplicateOf(first)
+        elseif version ~= expected then
           out[i] = { -1, version }
-        elseif hash ~= prev then
-          out[i] = { -2, version, hash }
         else
-          if not clockRead then readClock() end
-          -- ms = max(group ms, the stream's last ms); k past the stream's last seq (ids older than
-          -- this scheme). Computed on locals: the group's (ms, k) moves only if the append is written.
-          local m, kk = ms, k
-          local lastMs, lastSeq = string.match(head[3] or '', '^(%d+)%-(%d+)$')
-          lastMs, lastSeq = tonumber(lastMs), tonumber(lastSeq)
-          if lastMs and lastMs > m then m, kk = lastMs, 0 end
-          if lastMs == m and kk * parts + part <= lastSeq then
-            kk = math.floor((lastSeq - part) / parts) + 1
-          end
-          local msText = string.format('%.0f', m)
+          out[i] = { -2, version, hash }
+        end
+      else
+        if not clockRead then readClock() end
+        -- ms = max(group ms, the stream's last ms); k past the stream's last seq (ids older than
+        -- this scheme). Computed on locals: the group's (ms, k) moves only if the append is written.
+        local m, kk = ms, k
+        local lastMs, lastSeq = string.match(head[3] or '', '^(%d+)%-(%d+)$')
+        lastMs, lastSeq = tonumber(lastMs), tonumber(lastSeq)
+        if lastMs and lastMs > m then m, kk = lastMs, 0 end
+        if lastMs == m and kk * parts + part <= lastSeq then
+          kk = math.floor((lastSeq - part) / parts) + 1
+        end
+        local msText = string.format('%.0f', m)
+        local r = { 0 }
+        for j = 1, n do
+          r[j + 1] = msText .. '-' .. string.format('%.0f', (kk + j - 1) * parts + part)
+        end
+        local last = ARGV[base + 2 * n - 1]
+        -- The dedupe record keeps append-5.lua's format: "<from> <to> <hash> <offset...>". Claiming
+        -- it with NX is the dedupe check of the happy path: it fails only for a retry that carries
+        -- the current version (e.g. re-decided after a CONFLICT with the same command id).
+        local stored = (version + 1) .. ' ' .. (version + n) .. ' ' .. last .. ' ' .. table.concat(r, ' ', 2)
+        local claimed
+        if ttl > 0 then
+          claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttl)
+        else
+          claimed = redis.call('SET', idem, stored, 'NX')
+        end
+        if not claimed then
+          out[i] = duplicateOf(redis.call('GET', idem))
+        else
           local key = string.sub(stream, (string.find(stream, '{', 1, true) or 1))
-          local r = { 0 }
-          local id = msText .. '-' .. string.format('%.0f', kk * parts + part)
           -- The first XADD is the only write that can fail on a sane keyspace (wrong type, an id at or
-          -- below the stream's top when meta lags it): refuse this append alone, nothing written yet.
-          local ok = redis.pcall('XADD', stream, id, 'e', ARGV[base], 'h', ARGV[base + 1])
+          -- below the stream's top when meta lags it): refuse this append alone, undoing the claim.
+          local ok = redis.pcall('XADD', stream, r[2], 'e', ARGV[base], 'h', ARGV[base + 1])
           if type(ok) == 'table' and ok.err then
+            redis.call('DEL', idem)
             out[i] = { -4, ok.err }
           else
-            redis.call('XADD', log, '*', 'k', key, 'o', id, 'e', ARGV[base], 'h', ARGV[base + 1])
-            r[2] = id
+            redis.call('XADD', log, '*', 'k', key, 'o', r[2], 'e', ARGV[base], 'h', ARGV[base + 1])
             for j = 2, n do
-              kk = kk + 1
-              id = msText .. '-' .. string.format('%.0f', kk * parts + part)
               local bytes, h = ARGV[base + 2 * j - 2], ARGV[base + 2 * j - 1]
-              redis.call('XADD', stream, id, 'e', bytes, 'h', h)
-              redis.call('XADD', log, '*', 'k', key, 'o', id, 'e', bytes, 'h', h)
-              r[j + 1] = id
+              redis.call('XADD', stream, r[j + 1], 'e', bytes, 'h', h)
+              redis.call('XADD', log, '*', 'k', key, 'o', r[j + 1], 'e', bytes, 'h', h)
             end
-            ms, k, wrote = m, kk + 1, true
-            local last = ARGV[base + 2 * n - 1]
-            redis.call('HSET', meta, 'version', version + n, 'hash', last, 'last', id)
-            -- The dedupe record keeps append-5.lua's format: "<from> <to> <hash> <offset...>".
-            local stored = (version + 1) .. ' ' .. (version + n) .. ' ' .. last .. ' ' .. table.concat(r, ' ', 2)
-            if ttl > 0 then
-              redis.call('SET', idem, stored, 'PX', ttl)
-            else
-              redis.call('SET', idem, stored)
-            end
+            ms, k, wrote = m, kk + n, true
+            redis.call('HSET', meta, 'version', version + n, 'hash', last, 'last', r[n + 1])
             out[i] = r
           end
         end
