@@ -253,11 +253,10 @@ describe("tenant isolation over random tenants, users and ids (HTTP, SSE, Socket
 
   /**
    * CONTRACT §2 / the edge's rule (assertMayCommand allowAdmin): a tenant admin may cancel any
-   * conversation of the tenant. Through the real system this fails today: the command API sends
-   * the actor a principal without roles (actors/runtime/command-api.ts `principal()` → roles: []),
-   * so the actor's own check answers NOT_FOUND "conversation not found" (404 over HTTP,
-   * {ok:false, NOT_FOUND} over Socket.IO). test/edge/http-isolation.int.spec.ts passes because its
-   * command side is a fake. Reported to the lead; actors/ is outside this change.
+   * conversation of the tenant. Found by the property above (defect 10 in docs/reliability.md): the
+   * command API used to send the actor a principal without roles, so the actor answered NOT_FOUND
+   * (404 over HTTP, {ok:false, NOT_FOUND} over Socket.IO); test/edge/http-isolation.int.spec.ts
+   * never saw it because its command side is a fake.
    */
   it("a tenant admin may cancel another user's conversation of the tenant (HTTP and Socket.IO)", async () => {
     const tenant = `t-admin-${randomUUID().slice(0, 8)}`;
