@@ -306,7 +306,7 @@ describe("the system on the cluster: a master SIGKILLed under load (wait-replica
  * must after a 503). Then the master dies and the stale replica takes over. Whatever the edge
  * answered 200/201 must be in the log afterwards — `wait-replica` acknowledges nothing a replica
  * does not have. A repeat answered from the actor's state (read off the master, where the first
- * attempt's event sits unreplicated) would break exactly this.
+ * attempt's event sits unreplicated) would break exactly this. Opt-in: CHAOS_CLUSTER_LAG=1.
  */
 describe("wait-replica under a lagging replica: a retried message is acknowledged only once a replica has it", () => {
   let db: TestDb | undefined;
@@ -319,7 +319,10 @@ describe("wait-replica under a lagging replica: a retried message is acknowledge
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("no 200/201 for a message the failover then loses", async () => {
+  // Opt-in (CHAOS_CLUSTER_LAG=1): about a minute, and it has not reproduced defect 11 yet — with the
+  // replica frozen for the whole exchange the first command never finishes, every attempt answers
+  // 202 and nothing is acknowledged (correct). Kept as the starting point for that defect.
+  it.runIf(process.env.CHAOS_CLUSTER_LAG === "1")("no 200/201 for a message the failover then loses", async () => {
     await until("a healthy cluster", healthy, 90_000);
     db = await testDatabase("pg");
     dataDir = mkdtempSync(join(tmpdir(), "trib-chaos-cluster-lag-"));
