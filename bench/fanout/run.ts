@@ -101,7 +101,9 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   // Tributary's edge alone (no worker/projector competing for CPU), on the shared key prefix.
   const own = newDeploymentEnv();
   removeDir(own.dataDir);
-  const env = { ...deployment.env, DATA_DIR: own.dataDir };
+  // BENCH_DATABASE_URL: the edge's read models in a real Postgres, as deployed; without it the edge
+  // opens an embedded PGlite in its own process (hundreds of MB of heap next to the fan-out).
+  const env = { ...deployment.env, DATA_DIR: own.dataDir, ...(process.env.BENCH_DATABASE_URL ? { DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}) };
   // --profile-dir: a V8 CPU profile of Tributary's edge, written when it stops (where the time goes).
   const nodeArgs = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
   const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000 });
