@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditStream } from "../../core/audit/walker.js";
 import { GENESIS_HASH, chainHash } from "../../core/chain.js";
@@ -6,10 +5,10 @@ import type { NewEvent } from "../../core/envelope.js";
 import { TributaryError, VersionConflictError } from "../../core/errors.js";
 import type { AppendResult } from "../../core/event-store.js";
 import { keys, streamKeys, type StreamRef } from "../../core/keys.js";
-import { partitionOf } from "../../core/partition.js";
 import { createRedisEntrySource, type RedisEntrySource } from "../../core/redis/entry-source.js";
 import { createRedisEventStore, type RedisEventStore } from "../../core/redis/event-store.js";
 import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
+import { conversationInPartition } from "../support/streams.js";
 
 /**
  * Group commit (docs/event-store.md, "Group commit"), on a single Redis and on the 3-master
@@ -21,13 +20,7 @@ const PARTITIONS = 4;
 const at = "2026-11-22T00:00:00.000Z";
 const ev = (type: string, data: unknown = {}): NewEvent => ({ type, data, at });
 
-/** A fresh conversation whose id hashes to partition `p`. */
-function convIn(p: number): StreamRef {
-  for (;;) {
-    const id = `g-${randomUUID()}`;
-    if (partitionOf(id, PARTITIONS) === p) return { kind: "conversation", id };
-  }
-}
+const convIn = (p: number): StreamRef => conversationInPartition(p, PARTITIONS, "g");
 
 const settle = (p: Promise<AppendResult>): Promise<AppendResult | Error> => p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
 

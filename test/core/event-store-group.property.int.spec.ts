@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditStream } from "../../core/audit/walker.js";
@@ -6,10 +5,10 @@ import { compareOffsets, type NewEvent } from "../../core/envelope.js";
 import { VersionConflictError } from "../../core/errors.js";
 import type { AppendResult } from "../../core/event-store.js";
 import { streamKeys, type StreamRef } from "../../core/keys.js";
-import { partitionOf } from "../../core/partition.js";
 import { createRedisEntrySource, type RedisEntrySource } from "../../core/redis/entry-source.js";
 import { createRedisEventStore, type RedisEventStore } from "../../core/redis/event-store.js";
 import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
+import { conversationInPartition } from "../support/streams.js";
 
 /**
  * I2 through group commit, as properties, on a single Redis and on the 3-master cluster.
@@ -26,12 +25,7 @@ import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
 const PARTITIONS = 4;
 const at = "2026-11-22T00:00:00.000Z";
 
-function convIn(p: number): StreamRef {
-  for (;;) {
-    const id = `gp-${randomUUID()}`;
-    if (partitionOf(id, PARTITIONS) === p) return { kind: "conversation", id };
-  }
-}
+const convIn = (p: number): StreamRef => conversationInPartition(p, PARTITIONS, "gp");
 
 type Outcome = AppendResult | "conflict";
 
