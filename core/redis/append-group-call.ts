@@ -5,7 +5,8 @@ import type { RedisClient } from "./connection.js";
 import { LuaScript } from "./lua-script.js";
 
 /**
- * One group-commit script call (core/redis/scripts/append-group.lua) for appends of one partition.
+ * One group-commit script call (core/redis/scripts/append-group.lua) for a group of appends (of one
+ * partition on a cluster, of any partitions on a single Redis).
  * EVALSHA straight on the client (falling back to EVAL on NOSCRIPT after a restart or failover):
  * cheaper in Node than ioredis's defineCommand wrapper, and KEYS still get the client's keyPrefix
  * and cluster slot routing.

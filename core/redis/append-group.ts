@@ -9,6 +9,8 @@ import { StaleHeadError } from "./scripts.js";
 
 /** One append of a group: keys of its stream, what the writer expects, and the encoded events. */
 export interface GroupAppend {
+  /** The stream's partition (its `{pN}` tag). */
+  partition: number;
   /** `{pN}:es:<kind>:<id>` (also the log's `k`, from its `{`). */
   stream: string;
   meta: string;
@@ -21,24 +23,40 @@ export interface GroupAppend {
   events: Array<{ bytes: Buffer; hash: string }>;
 }
 
-/** What every append of a group shares: all its streams are in this partition (one slot). */
+/** What every call shares: the deployment's settings and the per-partition keys (index = partition). */
 export interface GroupShared {
-  log: string;
-  idseq: string;
   idemTtlMs: number;
   partitions: number;
-  partition: number;
+  /** `{pN}:log` and `{pN}:idseq` of every partition, by partition number. */
+  logs: readonly string[];
+  idseqs: readonly string[];
 }
 
 export type ScriptArg = string | number | Buffer;
 
-/** KEYS and ARGV of one script call for `appends` (all of `shared.partition`). */
+/**
+ * KEYS and ARGV of one script call for `appends`, of any partitions (on a cluster the caller only
+ * groups appends of one partition). Partitions are numbered 1..G in the order they first appear.
+ */
 export function groupCall(shared: GroupShared, appends: readonly GroupAppend[]): { keys: string[]; args: ScriptArg[] } {
-  const keys: string[] = [shared.log, shared.idseq];
-  const args: ScriptArg[] = [Math.max(0, Math.floor(shared.idemTtlMs)), shared.partitions, shared.partition, appends.length];
+  const partsOfCall: number[] = [];
+  const gOf = new Map<number, number>();
+  for (const a of appends) {
+    if (!gOf.has(a.partition)) {
+      partsOfCall.push(a.partition);
+      gOf.set(a.partition, partsOfCall.length);
+    }
+  }
+  const keys: string[] = [];
+  const args: ScriptArg[] = [Math.max(0, Math.floor(shared.idemTtlMs)), shared.partitions, partsOfCall.length];
+  for (const p of partsOfCall) {
+    keys.push(shared.logs[p] as string, shared.idseqs[p] as string);
+    args.push(p);
+  }
+  args.push(appends.length);
   for (const a of appends) {
     keys.push(a.stream, a.meta, a.idem);
-    args.push(a.expectedVersion, a.prevHash, a.events.length);
+    args.push(gOf.get(a.partition) as number, a.expectedVersion, a.prevHash, a.events.length);
     for (const e of a.events) args.push(e.bytes, e.hash);
   }
   return { keys, args };

@@ -6,7 +6,7 @@ import type { AppendResult, EventStore, LogEntry, ReadOptions, StreamHead } from
 import { keys, parseStreamKey, streamKeys, type StreamRef } from "../keys.js";
 import { appendWeight, type GroupAppend, type GroupShared } from "./append-group.js";
 import { callAppendGroup } from "./append-group-call.js";
-import type { RedisClient } from "./connection.js";
+import { isCluster, type RedisClient } from "./connection.js";
 import { GroupCommit, type GroupCommitStats } from "./group-commit.js";
 import { StaleHeadError, defineScripts, parseAppendReply, queueAppend, runAppend, type AppendArgs, type AppendKeys } from "./scripts.js";
 import { xrangeRaw, type RawStreamEntry } from "./stream-range.js";
@@ -33,13 +33,14 @@ export interface RedisEventStoreOptions {
    */
   headCacheSize?: number;
   /**
-   * Group commit (docs/event-store.md, "Group commit") [on]: appends to streams of the same partition
-   * issued while that partition's script call is in flight, or in the same tick, go out as ONE
-   * script call, each append keeping its own outcome. `maxAppends` [64] and `maxBytes` [512 KiB]
-   * cap one call (bigger calls hold Redis longer for everyone). `false` sends one script call per
-   * append (append-5.lua), as before group commit.
+   * Group commit (docs/event-store.md, "Group commit") [on]: appends issued while a script call is
+   * in flight, or in the same tick, go out as ONE script call, each append keeping its own outcome.
+   * On a Redis Cluster a call carries appends of one partition (one slot); on a single Redis,
+   * appends of any partitions (`perPartition: true` forces the cluster's way there too).
+   * `maxAppends` [64] and `maxBytes` [512 KiB] cap one call (bigger calls hold Redis longer for
+   * everyone). `false` sends one script call per append (append-5.lua), as before group commit.
    */
-  groupCommit?: false | { maxAppends?: number; maxBytes?: number };
+  groupCommit?: false | { maxAppends?: number; maxBytes?: number; perPartition?: boolean };
 }
 
 interface CachedHead {
@@ -62,18 +63,20 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
   const cacheSize = opts.headCacheSize ?? 10_000;
   const heads = new Map<string, CachedHead>();
   const callOpts = { durability, replicaTimeoutMs };
-  const sharedOf: GroupShared[] = Array.from({ length: partitions }, (_, p) => ({
-    log: keys.log(p),
-    idseq: keys.idseq(p),
+  const shared: GroupShared = {
     idemTtlMs,
     partitions,
-    partition: p,
-  }));
+    logs: Array.from({ length: partitions }, (_, p) => keys.log(p)),
+    idseqs: Array.from({ length: partitions }, (_, p) => keys.idseq(p)),
+  };
+  // A script call's keys must share a slot on a cluster: group per partition there. A single Redis
+  // holds every key, so one call may carry appends of any partitions (one group for all).
+  const perPartition = opts.groupCommit === false ? true : (opts.groupCommit?.perPartition ?? isCluster(redis));
   const committer =
     opts.groupCommit === false
       ? undefined
       : new GroupCommit<number, GroupAppend, AppendResult>({
-          flush: (p, appends) => callAppendGroup(redis, sharedOf[p] as GroupShared, appends, callOpts),
+          flush: (_group, appends) => callAppendGroup(redis, shared, appends, callOpts),
           maxItems: opts.groupCommit?.maxAppends ?? 64,
           maxWeight: opts.groupCommit?.maxBytes ?? 512 * 1024,
           weight: appendWeight,
@@ -134,7 +137,8 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
   /** One append through group commit, or alone through append-5.lua when group commit is off. */
   function execute(k: AppendKeys, args: AppendArgs): Promise<AppendResult> {
     if (!committer) return executeAlone(k, args);
-    return committer.submit(args.partition, {
+    return committer.submit(perPartition ? args.partition : 0, {
+      partition: args.partition,
       stream: k.stream,
       meta: k.meta,
       idem: k.idem,

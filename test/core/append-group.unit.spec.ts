@@ -6,6 +6,7 @@ import { StaleHeadError } from "../../core/redis/scripts.js";
 
 /** The group script's arguments and return codes (core/redis/append-group.ts), without Redis. */
 const A = (over: Partial<GroupAppend> = {}): GroupAppend => ({
+  partition: 1,
   stream: "{p1}:es:conversation:a",
   meta: "{p1}:meta:conversation:a",
   idem: "{p1}:idem:conversation:a:c1",
@@ -19,11 +20,22 @@ const A = (over: Partial<GroupAppend> = {}): GroupAppend => ({
 });
 
 describe("append-group.lua arguments and replies", () => {
-  it("lays out KEYS (log, idseq, then stream/meta/idem per append) and ARGV (shared, then per append)", () => {
+  const shared = { idemTtlMs: 1500.7, partitions: 4, logs: [0, 1, 2, 3].map((p) => `{p${p}}:log`), idseqs: [0, 1, 2, 3].map((p) => `{p${p}}:idseq`) };
+
+  it("lays out KEYS (log, idseq of the call's partition, then stream/meta/idem per append) and ARGV (shared, then per append)", () => {
     const b = A({ stream: "{p1}:es:session:b", meta: "{p1}:meta:session:b", idem: "{p1}:idem:session:b:x", expectedVersion: 0, prevHash: "00", events: [{ bytes: Buffer.from([3]), hash: "h1" }] });
-    const { keys, args } = groupCall({ log: "{p1}:log", idseq: "{p1}:idseq", idemTtlMs: 1500.7, partitions: 4, partition: 1 }, [A(), b]);
+    const { keys, args } = groupCall(shared, [A(), b]);
     expect(keys).toEqual(["{p1}:log", "{p1}:idseq", A().stream, A().meta, A().idem, b.stream, b.meta, b.idem]);
-    expect(args).toEqual([1500, 4, 1, 2, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 0, "00", 1, Buffer.from([3]), "h1"]);
+    expect(args).toEqual([1500, 4, 1, 1, 2, 1, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1, Buffer.from([3]), "h1"]);
+  });
+
+  it("numbers the partitions of a mixed call 1..G in order of first appearance, each log and id sequence once", () => {
+    const c = A({ partition: 3, stream: "{p3}:es:conversation:c", meta: "{p3}:meta:conversation:c", idem: "{p3}:idem:conversation:c:1", expectedVersion: 0, prevHash: "00", events: [{ bytes: Buffer.from([7]), hash: "h1" }] });
+    const { keys, args } = groupCall(shared, [c, A(), c]);
+    expect(keys).toEqual(["{p3}:log", "{p3}:idseq", "{p1}:log", "{p1}:idseq", c.stream, c.meta, c.idem, A().stream, A().meta, A().idem, c.stream, c.meta, c.idem]);
+    expect(args.slice(0, 6)).toEqual([1500, 4, 2, 3, 1, 3]);
+    // Per append: its partition's index in the call (1 = p3, 2 = p1), then as before.
+    expect(args.slice(6)).toEqual([1, 0, "00", 1, Buffer.from([7]), "h1", 2, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1, Buffer.from([7]), "h1"]);
   });
 
   it("maps 0 to an append at expected+1.. with the writer's hash, 1 to the stored first result", () => {
@@ -56,6 +68,6 @@ describe("append-group.lua arguments and replies", () => {
 
   it("the script file carries its KEYS/ARGV/return-code header", () => {
     const lua = readFileSync(new URL("../../core/redis/scripts/append-group.lua", import.meta.url), "utf8");
-    for (const word of ["KEYS[1]", "KEYS[3i]", "ARGV[4]", "{ 0, offset_1", "{ -1, actualVersion }", "{ -4, reason }"]) expect(lua).toContain(word);
+    for (const word of ["KEYS[2g-1]", "KEYS[2G+3i-2]", "ARGV[4+G]", "{ 0, offset_1", "{ -1, actualVersion }", "{ -4, reason }"]) expect(lua).toContain(word);
   });
 });

@@ -12,7 +12,8 @@ import { conversationInPartition } from "../support/streams.js";
 
 /**
  * Group commit (docs/event-store.md, "Group commit"), on a single Redis and on the 3-master
- * cluster: appends of one partition issued in the same tick share one script call, and an append
+ * cluster: appends issued in the same tick share one script call (of any partitions on a single
+ * Redis, of one partition on a cluster), and an append
  * the script refuses (CONFLICT, a duplicate, a stream that refuses the XADD) changes nothing for the
  * others of its call.
  */
@@ -46,7 +47,7 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     await r.client.set(streamKeys(B, PARTITIONS).stream, "not a stream");
 
     const before = { ...(store.groupCommitStats ?? { calls: 0, items: 0, largest: 0 }) };
-    // All issued in one tick, so partition 1's eight appends share one script call.
+    // All issued in one tick, so partition 1's seven appends share one script call (with h's on a single Redis).
     const burst = [
       store.append(X, 1, [ev("a1"), ev("a2")], "x2"), // a: appended
       store.append(Y, 0, [ev("b")], "y2"), // b: CONFLICT (actual 1)
@@ -55,12 +56,13 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
       store.append(X, 1, [ev("e")], "x2"), // e: duplicate of a, decided inside the same call
       store.append(B, 0, [ev("f")], "b1"), // f: refused by Redis
       store.append(W, 0, [ev("g")], "w1"), // g: appended
-      store.append(V, 0, [ev("h")], "v1"), // h: another partition, its own call
+      store.append(V, 0, [ev("h")], "v1"), // h: another partition: its own call on a cluster
     ].map(settle);
     const [a, b, c, d, e, f, g, h] = await Promise.all(burst);
     const after = store.groupCommitStats;
     expect(after).toBeDefined();
-    expect((after?.calls ?? 0) - before.calls).toBe(2);
+    // On a cluster one call per partition (slot); a single Redis takes both partitions in one call.
+    expect((after?.calls ?? 0) - before.calls).toBe(mode === "cluster" ? 2 : 1);
     expect((after?.items ?? 0) - before.items).toBe(8);
     expect(after?.largest).toBeGreaterThanOrEqual(7);
 
@@ -128,6 +130,59 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     const lone = await store.append(streams[0] as StreamRef, 1, [ev("u")], "lone");
     expect(lone.toVersion).toBe(2);
     expect((store.groupCommitStats?.calls ?? 0) - before).toBe(2);
+  });
+
+  it("appends of several partitions: one call on a single Redis (each partition's log, ids and sequence its own), one per partition on a cluster", async () => {
+    // Two streams in each partition; one already has an event, so the call mixes fresh appends,
+    // a CONFLICT and a duplicate across partitions.
+    const S = [0, 0, 1, 1, 2, 2, 3, 3].map(convIn);
+    const [s0, s1, s2, , s4] = S as [StreamRef, StreamRef, StreamRef, StreamRef, StreamRef];
+    const first = await store.append(s2, 0, [ev("first")], "f");
+    const idseq0 = await Promise.all([0, 1, 2, 3].map((p) => r.client.get(keys.idseq(p))));
+    const before = store.groupCommitStats?.calls ?? 0;
+    const out = await Promise.all(
+      [
+        ...S.map((s, i) => store.append(s, s === s2 ? 1 : 0, [ev("n", { i }), ev("m", { i })], `c${i}`)),
+        store.append(s2, 0, [ev("again")], "f"), // duplicate of `first`, in partition 1
+        store.append(s0, 0, [ev("late")], "x"), // CONFLICT: the first append of the call moved s0
+        store.append(s4, 0, [ev("n")], "c4"), // duplicate of s4's append earlier in this call
+      ].map(settle),
+    );
+    expect((store.groupCommitStats?.calls ?? 0) - before).toBe(mode === "cluster" ? 4 : 1);
+    const appended = out.slice(0, 8) as AppendResult[];
+    for (const [i, a] of appended.entries()) expect(a).toMatchObject({ duplicate: false, fromVersion: S[i] === s2 ? 2 : 1, toVersion: S[i] === s2 ? 3 : 2 });
+    expect(out[8]).toEqual({ ...first, duplicate: true });
+    expect(out[9]).toBeInstanceOf(VersionConflictError);
+    expect(out[9]).toMatchObject({ expected: 0, actual: 2 });
+    expect(out[10]).toEqual({ ...appended[4], duplicate: true });
+    for (const [i, s] of S.entries()) {
+      const p = streamKeys(s, PARTITIONS).partition;
+      const evs = await store.read(s);
+      expect(evs.map((e) => e.type)).toEqual(s === s2 ? ["first", "n", "m"] : ["n", "m"]);
+      // The call's ids: seq mod P is the stream's partition, ids increase within the stream.
+      for (const e of evs) expect(Number(e.offset.split("-")[1]) % PARTITIONS).toBe(p);
+      expect(evs.map((e) => e.offset).slice(-2)).toEqual(appended[i]?.offsets);
+      const audit = await auditStream({ ref: s, key: source.keyOf(s) }, { live: source, head: source.head });
+      expect(audit.break).toBeUndefined();
+    }
+    for (const p of [0, 1, 2, 3]) {
+      // Each partition's log holds exactly its own streams' events of the call, in call order.
+      const mine = S.filter((s) => streamKeys(s, PARTITIONS).partition === p).map((s) => s.id);
+      const log = (await store.readLog(p)).filter((l) => mine.includes(l.event.stream.id) && l.event.type !== "first");
+      expect(log.map((l) => `${l.event.stream.id}:${l.event.type}`)).toEqual(mine.flatMap((id) => [`${id}:n`, `${id}:m`]));
+      // Each partition's id sequence moved on, and names the last id given out in that partition.
+      const seq = await r.client.get(keys.idseq(p));
+      expect(seq).not.toBe(idseq0[p]);
+      const [ms, k] = (seq ?? "").split(":").map(Number) as [number, number];
+      const lastOffset = log.at(-1)?.event.offset ?? "";
+      expect(`${ms}-${k * PARTITIONS + p}`).toBe(lastOffset);
+    }
+  });
+
+  it("perPartition: true groups per partition on a single Redis too", async () => {
+    const own = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { perPartition: true } });
+    await Promise.all([0, 1, 2, 3, 1].map((p, i) => own.append(convIn(p), 0, [ev("t")], `c${i}`)));
+    expect(own.groupCommitStats).toMatchObject({ calls: 4, items: 5 });
   });
 
   it("caps a call at maxAppends: 150 same-tick appends of one partition take ceil(150 / 64) calls", async () => {

@@ -1,15 +1,16 @@
 --[[
-  Group commit: many appends to streams of ONE partition in one script call (docs/event-store.md,
-  "Group commit"). Every key carries the partition's `{pN}` hash tag, so the script runs unchanged on
-  Redis Cluster. The number of keys varies with the group (2 + 3 per append), hence no count in the
-  file name.
+  Group commit: many appends in one script call (docs/event-store.md, "Group commit"). The appends
+  may belong to several partitions (G of them): on a single Redis every key lives on the one node,
+  so the store groups appends of any partitions; on Redis Cluster it only groups appends of one
+  partition (G = 1: every key carries that partition's `{pN}` hash tag, one slot), and the script
+  runs unchanged. The number of keys varies with the call, hence no count in the file name.
 
   Each append is processed exactly like append-5.lua processes its one append, in the order given,
-  as if the appends had been separate script calls run back to back (a later append of the group
+  as if the appends had been separate script calls run back to back (a later append of the call
   sees what an earlier one wrote: a second append with the same command id is a duplicate of the
   first, a second append with the same expected version is a CONFLICT). One append's refusal
   (duplicate, CONFLICT, stale head, malformed arguments, a failing first XADD) writes nothing for it
-  and does not change the others' outcome.
+  and does not change the others' outcome. Appends of different partitions share no key.
 
   The outcome is append-5.lua's, and so is the order of the checks as seen by the caller (a retried
   command id answers its first result whatever its expected version), but the dedupe record costs
@@ -17,22 +18,24 @@
   (a retry, or really refused?), an accepted one claims it with SET NX — which fails only for a retry
   that carries the current version — before any other write.
 
-  Entry ids as in append-5.lua: `<ms>-<k*P + p>`, with one TIME and one read/write of the partition's
-  id sequence per call instead of per append; the group's (ms, k) only grows from append to append.
+  Entry ids as in append-5.lua: `<ms>-<k*P + p>`, with one TIME per call and one read/write of each
+  partition's id sequence per call instead of per append; a partition's (ms, k) only grows from
+  append to append.
 
-  Input (A = number of appends, i = 1..A):
-    KEYS[1]          partition log   {pN}:log          entries: k = stream key, o = offset, e, h
-    KEYS[2]          id sequence     {pN}:idseq        "ms:k": the partition's last entry id parts
-    KEYS[3i]         aggregate stream {pN}:es:<kind>:<id>   entries: e = msgpack StoredEvent, h = chain hash
-    KEYS[3i+1]       meta hash       {pN}:meta:<kind>:<id>  fields: version, hash, last (offset)
-    KEYS[3i+2]       dedupe key      {pN}:idem:<kind>:<id>:<commandId>
+  Input (G = number of partitions of the call, g = 1..G; A = number of appends, i = 1..A):
+    KEYS[2g-1]       partition log of the g-th partition   {pN}:log     entries: k = stream key, o = offset, e, h
+    KEYS[2g]         its id sequence                        {pN}:idseq   "ms:k": the partition's last entry id parts
+    KEYS[2G+3i-2]    aggregate stream {pN}:es:<kind>:<id>   entries: e = msgpack StoredEvent, h = chain hash
+    KEYS[2G+3i-1]    meta hash       {pN}:meta:<kind>:<id>  fields: version, hash, last (offset)
+    KEYS[2G+3i]      dedupe key      {pN}:idem:<kind>:<id>:<commandId>
 
-    ARGV[1] dedupe TTL in milliseconds (0 = keep forever)
-    ARGV[2] P = number of partitions (PARTITIONS)
-    ARGV[3] p = the partition of every stream of the group (0 <= p < P)
-    ARGV[4] A = number of appends (>= 1)
-    then per append, in order: expected version, chain value the writer started from (hex),
-    number of events N (>= 1), then N times: msgpack bytes, chain hash after it.
+    ARGV[1]     dedupe TTL in milliseconds (0 = keep forever)
+    ARGV[2]     P = number of partitions (PARTITIONS)
+    ARGV[3]     G
+    ARGV[3+g]   the g-th partition's number p (0 <= p < P)
+    ARGV[4+G]   A = number of appends (>= 1)
+    then per append, in order: g (which partition, 1..G), expected version, chain value the writer
+    started from (hex), number of events N (>= 1), then N times: msgpack bytes, chain hash after it.
 
   The log's `k` (the logical stream key) is the stream key from its first `{`: a client key prefix
   (ioredis keyPrefix, tests) is dropped, and a prefix never contains `{` (it would change the slot).
@@ -44,28 +47,42 @@
     { -2, actualVersion, actualHash }                             writer's previous hash is not the head
     { -3, reason }                                                malformed arguments (this and every later append)
     { -4, reason }                                                the stream refused the first XADD (wrong type, id)
-  A reply that is not an array of A replies (a Redis error) fails the whole group, as it would fail
-  a single append.
+  A reply that is not an array of A replies (a Redis error, or { { -3, reason } } for malformed
+  call arguments) fails the whole call, as it would fail a single append.
 ]]
-local log, idseq = KEYS[1], KEYS[2]
 local ttl = tonumber(ARGV[1]) or 0
-local parts, part, count = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {}
-if parts == nil or part == nil or count == nil or parts < 1 or part < 0 or part >= parts
-  or count < 1 or #KEYS ~= 2 + 3 * count then
+local parts, groups = tonumber(ARGV[2]), tonumber(ARGV[3])
+if parts == nil or groups == nil or parts < 1 or groups < 1 then
   return { { -3, 'bad group arguments' } }
 end
+local partOf = {}
+for g = 1, groups do
+  local p = tonumber(ARGV[3 + g])
+  if p == nil or p < 0 or p >= parts then return { { -3, 'bad group arguments' } } end
+  partOf[g] = p
+end
+local count = tonumber(ARGV[4 + groups])
+if count == nil or count < 1 or #KEYS ~= 2 * groups + 3 * count then
+  return { { -3, 'bad group arguments' } }
+end
+local out = {}
 
--- The group's clock: read once, on the first append that writes.
-local ms, k, clockRead, wrote = 0, 0, false, false
-local function readClock()
-  local t = redis.call('TIME')
-  ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local seqMs, seqK = string.match(redis.call('GET', idseq) or '', '^(%d+):(%d+)$')
+-- The call's clock: TIME is read once, on the first append that writes; each partition's id
+-- sequence once, on the first append of that partition that writes. msOf[g], kOf[g]: the next
+-- free (ms, k) of partition g; wrote[g]: its sequence must be stored at the end.
+local now = nil
+local msOf, kOf, wrote = {}, {}, {}
+local function readClock(g)
+  if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  local ms, k = now, 0
+  local seqMs, seqK = string.match(redis.call('GET', KEYS[2 * g]) or '', '^(%d+):(%d+)$')
   seqMs, seqK = tonumber(seqMs), tonumber(seqK)
   -- k is the next free slot; the partition's last (ms, k) may be ahead of TIME after a clock step back.
   if seqMs and seqMs >= ms then ms, k = seqMs, seqK + 1 end
-  clockRead = true
+  msOf[g], kOf[g] = ms, k
 end
 
 -- A stored first result "<from> <to> <hash> <offset...>" → the duplicate reply.
@@ -77,16 +94,18 @@ local function duplicateOf(first)
   return r
 end
 
-local a = 5
+local a = 5 + groups
+local kb = 2 * groups
 local broken = nil
 for i = 1, count do
   if broken then
     out[i] = { -3, broken }
   else
-    local stream, meta, idem = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
-    local expected, prev, n = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-    local base = a + 3
-    if expected == nil or expected < 0 or prev == nil or n == nil or n < 1 or base + 2 * n - 1 > #ARGV then
+    local stream, meta, idem = KEYS[kb + 3 * i - 2], KEYS[kb + 3 * i - 1], KEYS[kb + 3 * i]
+    local g, expected, prev, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+    local base = a + 4
+    if g == nil or partOf[g] == nil or expected == nil or expected < 0 or prev == nil or n == nil or n < 1
+      or base + 2 * n - 1 > #ARGV then
       -- The argument cursor is lost: nothing after this point can be read reliably.
       broken = 'bad arguments'
       out[i] = { -3, broken }
@@ -107,10 +126,11 @@ for i = 1, count do
           out[i] = { -2, version, hash }
         end
       else
-        if not clockRead then readClock() end
-        -- ms = max(group ms, the stream's last ms); k past the stream's last seq (ids older than
-        -- this scheme). Computed on locals: the group's (ms, k) moves only if the append is written.
-        local m, kk = ms, k
+        if msOf[g] == nil then readClock(g) end
+        local part = partOf[g]
+        -- ms = max(partition ms, the stream's last ms); k past the stream's last seq (ids older than
+        -- this scheme). Computed on locals: the partition's (ms, k) moves only if the append is written.
+        local m, kk = msOf[g], kOf[g]
         local lastMs, lastSeq = string.match(head[3] or '', '^(%d+)%-(%d+)$')
         lastMs, lastSeq = tonumber(lastMs), tonumber(lastSeq)
         if lastMs and lastMs > m then m, kk = lastMs, 0 end
@@ -136,6 +156,7 @@ for i = 1, count do
         if not claimed then
           out[i] = duplicateOf(redis.call('GET', idem))
         else
+          local log = KEYS[2 * g - 1]
           local key = string.sub(stream, (string.find(stream, '{', 1, true) or 1))
           -- The first XADD is the only write that can fail on a sane keyspace (wrong type, an id at or
           -- below the stream's top when meta lags it): refuse this append alone, undoing the claim.
@@ -150,7 +171,7 @@ for i = 1, count do
               redis.call('XADD', stream, r[j + 1], 'e', bytes, 'h', h)
               redis.call('XADD', log, '*', 'k', key, 'o', r[j + 1], 'e', bytes, 'h', h)
             end
-            ms, k, wrote = m, kk + n, true
+            msOf[g], kOf[g], wrote[g] = m, kk + n, true
             redis.call('HSET', meta, 'version', version + n, 'hash', last, 'last', r[n + 1])
             out[i] = r
           end
@@ -159,7 +180,9 @@ for i = 1, count do
     end
   end
 end
-if wrote then
-  redis.call('SET', idseq, string.format('%.0f', ms) .. ':' .. string.format('%.0f', k - 1))
+for g = 1, groups do
+  if wrote[g] then
+    redis.call('SET', KEYS[2 * g], string.format('%.0f', msOf[g]) .. ':' .. string.format('%.0f', kOf[g] - 1))
+  end
 end
 return out
