@@ -71,7 +71,13 @@ local out = {}
 -- sequence once, on the first append of that partition that writes. msOf[g], kOf[g]: the next
 -- free (ms, k) of partition g; wrote[g]: its sequence must be stored at the end.
 local now = nil
-local msOf, kOf, wrote = {}, {}, {}
+local msOf, kOf, wrote, msTextOf = {}, {}, {}, {}
+-- Integers below 1e14 (ms since 1970, seq parts) convert exactly with Lua's own number-to-string
+-- (%.14g, what `..` uses), which costs about half of string.format('%.0f') — and this runs per event.
+local function int(x)
+  if x < 1e14 then return x end
+  return string.format('%.0f', x)
+end
 local function readClock(g)
   if now == nil then
     local t = redis.call('TIME')
@@ -82,7 +88,7 @@ local function readClock(g)
   seqMs, seqK = tonumber(seqMs), tonumber(seqK)
   -- k is the next free slot; the partition's last (ms, k) may be ahead of TIME after a clock step back.
   if seqMs and seqMs >= ms then ms, k = seqMs, seqK + 1 end
-  msOf[g], kOf[g] = ms, k
+  msOf[g], kOf[g], msTextOf[g] = ms, k, tostring(int(ms))
 end
 
 -- A stored first result "<from> <to> <hash> <offset...>" → the duplicate reply.
@@ -93,6 +99,10 @@ local function duplicateOf(first)
   r[2], r[3] = tonumber(r[2]), tonumber(r[3])
   return r
 end
+
+-- Every key has the same client key prefix (ioredis keyPrefix), so where the logical key starts is
+-- found once per call: the log's `k` is the stream key from there.
+local from = string.find(KEYS[1], '{', 1, true) or 1
 
 local a = 5 + groups
 local kb = 2 * groups
@@ -137,16 +147,17 @@ for i = 1, count do
         if lastMs == m and kk * parts + part <= lastSeq then
           kk = math.floor((lastSeq - part) / parts) + 1
         end
-        local msText = string.format('%.0f', m)
+        local msText = m == msOf[g] and msTextOf[g] or tostring(int(m))
         local r = { 0 }
         for j = 1, n do
-          r[j + 1] = msText .. '-' .. string.format('%.0f', (kk + j - 1) * parts + part)
+          r[j + 1] = msText .. '-' .. int((kk + j - 1) * parts + part)
         end
         local last = ARGV[base + 2 * n - 1]
         -- The dedupe record keeps append-5.lua's format: "<from> <to> <hash> <offset...>". Claiming
         -- it with NX is the dedupe check of the happy path: it fails only for a retry that carries
         -- the current version (e.g. re-decided after a CONFLICT with the same command id).
-        local stored = (version + 1) .. ' ' .. (version + n) .. ' ' .. last .. ' ' .. table.concat(r, ' ', 2)
+        local offsets = n == 1 and r[2] or table.concat(r, ' ', 2)
+        local stored = (version + 1) .. ' ' .. (version + n) .. ' ' .. last .. ' ' .. offsets
         local claimed
         if ttl > 0 then
           claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttl)
@@ -157,7 +168,9 @@ for i = 1, count do
           out[i] = duplicateOf(redis.call('GET', idem))
         else
           local log = KEYS[2 * g - 1]
-          local key = string.sub(stream, (string.find(stream, '{', 1, true) or 1))
+          local key = stream
+          if from > 1 then key = string.sub(stream, from) end
+          if string.byte(key, 1) ~= 123 then key = string.sub(stream, (string.find(stream, '{', 1, true) or 1)) end
           -- The first XADD is the only write that can fail on a sane keyspace (wrong type, an id at or
           -- below the stream's top when meta lags it): refuse this append alone, undoing the claim.
           local ok = redis.pcall('XADD', stream, r[2], 'e', ARGV[base], 'h', ARGV[base + 1])
@@ -171,6 +184,7 @@ for i = 1, count do
               redis.call('XADD', stream, r[j + 1], 'e', bytes, 'h', h)
               redis.call('XADD', log, '*', 'k', key, 'o', r[j + 1], 'e', bytes, 'h', h)
             end
+            if m ~= msOf[g] then msTextOf[g] = msText end
             msOf[g], kOf[g], wrote[g] = m, kk + n, true
             redis.call('HSET', meta, 'version', version + n, 'hash', last, 'last', r[n + 1])
             out[i] = r
@@ -182,7 +196,7 @@ for i = 1, count do
 end
 for g = 1, groups do
   if wrote[g] then
-    redis.call('SET', KEYS[2 * g], string.format('%.0f', msOf[g]) .. ':' .. string.format('%.0f', kOf[g] - 1))
+    redis.call('SET', KEYS[2 * g], msTextOf[g] .. ':' .. int(kOf[g] - 1))
   end
 end
 return out
