@@ -27,7 +27,7 @@ export async function callAppendGroup(
   o: GroupCallOptions,
 ): Promise<Array<AppendResult | Error>> {
   const { keys, args } = groupCall(shared, appends);
-  if (o.durability === "local") return parseGroupReplies(appends, await APPEND_GROUP_SCRIPT.run(redis, keys, args));
+  if (o.durability === "local") return parseGroupReplies(appends, await APPEND_GROUP_SCRIPT.send(redis, keys, args));
 
   // wait-replica: WAIT in the same pipeline = the same connection (on a cluster, the slot's node), so
   // it covers this call's writes — and those of every append of the group.
