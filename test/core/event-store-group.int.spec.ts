@@ -179,6 +179,17 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     }
   });
 
+  it("the dedupe record of a grouped append expires after IDEM_TTL (0 = kept)", async () => {
+    const ttlStore = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 45_000.9 });
+    const keep = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 0 });
+    const [a, b] = [convIn(1), convIn(2)];
+    await Promise.all([ttlStore.append(a, 0, [ev("t")], "ttl"), keep.append(b, 0, [ev("t")], "keep")]);
+    const ttl = await r.client.pttl(keys.idem(1, `conversation:${a.id}:ttl`));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(45_000);
+    expect(await r.client.pttl(keys.idem(2, `conversation:${b.id}:keep`))).toBe(-1);
+  });
+
   it("perPartition: true groups per partition on a single Redis too", async () => {
     const own = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { perPartition: true } });
     await Promise.all([0, 1, 2, 3, 1].map((p, i) => own.append(convIn(p), 0, [ev("t")], `c${i}`)));

@@ -51,6 +51,9 @@
   call arguments) fails the whole call, as it would fail a single append.
 ]]
 local ttl = tonumber(ARGV[1]) or 0
+-- Numbers handed to redis.call are printed with sprintf by Redis, at every call: the TTL goes as a
+-- text made once per script call, the new version as a text made once per append.
+local ttlText = string.format('%d', math.floor(ttl))
 local parts, groups = tonumber(ARGV[2]), tonumber(ARGV[3])
 if parts == nil or groups == nil or parts < 1 or groups < 1 then
   return { { -3, 'bad group arguments' } }
@@ -157,10 +160,12 @@ for i = 1, count do
         -- it with NX is the dedupe check of the happy path: it fails only for a retry that carries
         -- the current version (e.g. re-decided after a CONFLICT with the same command id).
         local offsets = n == 1 and r[2] or table.concat(r, ' ', 2)
-        local stored = (version + 1) .. ' ' .. (version + n) .. ' ' .. last .. ' ' .. offsets
+        local toText = tostring(version + n)
+        local fromText = n == 1 and toText or tostring(version + 1)
+        local stored = fromText .. ' ' .. toText .. ' ' .. last .. ' ' .. offsets
         local claimed
         if ttl > 0 then
-          claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttl)
+          claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttlText)
         else
           claimed = redis.call('SET', idem, stored, 'NX')
         end
@@ -186,7 +191,7 @@ for i = 1, count do
             end
             if m ~= msOf[g] then msTextOf[g] = msText end
             msOf[g], kOf[g], wrote[g] = m, kk + n, true
-            redis.call('HSET', meta, 'version', version + n, 'hash', last, 'last', r[n + 1])
+            redis.call('HSET', meta, 'version', toText, 'hash', last, 'last', r[n + 1])
             out[i] = r
           end
         end
