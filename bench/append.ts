@@ -23,7 +23,8 @@
  * table shows how many appends a script call carried on average, and the same store with
  * `groupCommit: false` (one script call per append) measured in the same rounds. Writers' streams
  * have random ids, so they spread over `--partitions` (the configuration default, 16) as in
- * production; `--partitions 1` puts every writer in one partition (the most group commit can group).
+ * production; on a single Redis one call may carry appends of any partitions, so `--partitions 1`
+ * groups no more than 16 (it did when calls were per partition, as they still are on a cluster).
  * `--extras` adds the 1-XADD Lua floor and the same XADDs through ioredis; `--only name:W` runs one case.
  *
  * Cases (events/s):
