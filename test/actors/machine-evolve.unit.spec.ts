@@ -8,16 +8,18 @@ import type { DecidedEvent, Decision } from "../../actors/decider.js";
 import { budgetDecider, ledgerDecider, type LedgerState } from "../../actors/ledger/decider.js";
 import { budgetToStored, storedToNeutral, userToStored } from "../../actors/ledger/events.js";
 import type { NeutralCommand, NeutralEvent } from "../../actors/ledger/machine.js";
-import { decideWith, evolveWith } from "../../actors/machine-decider.js";
+import { decideWithInterpreter as decideWith, evolveWith } from "../../actors/machine-decider.js";
+import { plannedPairs } from "../../actors/machine-plan.js";
 import { derivedEventTypes } from "../../actors/machine-evolve.js";
 import { sessionDecider, type SessionState } from "../../actors/session/index.js";
 
 /**
- * The deciders fold events with an evolve derived from their machine's definition
- * (actors/machine-evolve.ts) instead of running the XState interpreter. Here, for random command
- * sequences (valid, repeated, stale, out of order), the machine-driven path — decide and evolve
- * both through `machine.transition` — and the deciders' path must agree at every step: the same
- * decision, and the same state (value, context, active state nodes, persisted snapshot).
+ * The deciders decide and fold with tables derived from their machine's definition
+ * (actors/machine-plan.ts, actors/machine-evolve.ts) instead of running the XState interpreter.
+ * Here, for random command sequences (valid, repeated, stale, out of order), the interpreter-driven
+ * path — decide and evolve both through `machine.transition` — and the deciders' path must agree at
+ * every step: the same decision, and the same state (value, context, active state nodes,
+ * persisted snapshot). (`decideWith` below is the interpreter-only reference.)
  */
 function sameState(machine: AnyStateMachine, fast: AnyMachineSnapshot, slow: AnyMachineSnapshot): void {
   expect(fast.value).toStrictEqual(slow.value);
@@ -66,6 +68,17 @@ describe("derived evolve ≡ the machine's evolve", () => {
     const neutral = ["configured", "toppedUp", "reserved", "committed", "released", "reset"];
     expect(derivedEventTypes(ledgerDecider.machine).sort()).toStrictEqual([...neutral].sort());
     expect(derivedEventTypes(budgetDecider.machine).sort()).toStrictEqual([...neutral].sort());
+  });
+
+  it("plans every command in every state without the interpreter", () => {
+    const pairs = (states: readonly string[], commands: string[]) => states.flatMap((s) => commands.map((c) => `${s} cmd.${c}`)).sort();
+    const conv = ["create", "postMessage", "reject", "appendDelta", "completeReply", "cancelReply", "failReply", "archive"];
+    const planned = (m: AnyStateMachine) => plannedPairs(m).filter((p) => p.includes(" cmd.")).sort();
+    expect(planned(conversationDecider.machine)).toStrictEqual(pairs(["new", "idle", "replying", "archived"], conv));
+    expect(planned(sessionDecider.machine)).toStrictEqual(pairs(["new", "open", "closed"], ["open", "resume", "close", "upgradeTier"]));
+    const ledger = ["housekeep", "configure", "topUp", "reserve", "commit", "release", "expire"];
+    expect(planned(ledgerDecider.machine)).toStrictEqual(pairs(["unconfigured", "active"], ledger));
+    expect(planned(budgetDecider.machine)).toStrictEqual(pairs(["unconfigured", "active"], ledger));
   });
 
   it("conversation: same decisions and states for any command sequence", () => {
