@@ -11,7 +11,7 @@
  *    snapshot (file blob store) plus the tail; p50/p99 over repeated loads.
  *
  *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--lifecycle]
- *                           [--workload new|returning] [--messages 5]
+ *                           [--workload new|returning] [--messages 5]   (--commands 0 / --loads 0: skip that part)
  *
  * Workloads: `new` (default) — every command is the first message of a new user (a new ledger: reset
  * + configuration + reservation, then message.received + assistant.started). `returning` — users
@@ -223,6 +223,8 @@ interface Phases {
   gc: Pcts;
   /** The slowest load, split the same way. */
   worst: { total: number; blob: number; read: number; fold: number; gc: number };
+  /** The five slowest loads (JSON output only), to see which part the tail comes from. */
+  slowest: Array<{ total: number; blob: number; read: number; fold: number; gc: number }>;
 }
 
 async function rehydration(): Promise<{ events: number; full: Phases; snapshot: Phases }> {
@@ -290,8 +292,10 @@ async function rehydration(): Promise<{ events: number; full: Phases; snapshot: 
         const v = rows.map((r) => r[k]).sort((a, b) => a - b);
         return { p50: pct(v, 50), p99: pct(v, 99) };
       };
-      const worst = rows.reduce((w, r) => (r.total > w.total ? r : w));
-      return { total: p("total"), blob: p("blob"), read: p("read"), fold: p("fold"), gc: p("gc"), worst: { total: worst.total, blob: worst.blob, read: worst.read, fold: worst.fold, gc: worst.gc } };
+      const split = (r: (typeof rows)[number]) => ({ total: r.total, blob: r.blob, read: r.read, fold: r.fold, gc: r.gc });
+      const byTotal = [...rows].sort((a, b) => b.total - a.total);
+      const worst = split(byTotal[0] as (typeof rows)[number]);
+      return { total: p("total"), blob: p("blob"), read: p("read"), fold: p("fold"), gc: p("gc"), worst, slowest: byTotal.slice(0, 5).map(split) };
     };
     const full = await time(noSnapshots as ReturnType<typeof blobSnapshotStore>);
     const snapshot = await time(blobSnapshotStore(blobs));
@@ -314,20 +318,23 @@ async function cleanup(): Promise<void> {
 }
 
 try {
-  const cmd = await commandsPerSecond();
-  console.log(
+  // --commands 0: rehydration only.
+  const cmd = COMMANDS > 0 ? await commandsPerSecond() : undefined;
+  if (cmd) console.log(
     `[${cmd.workload} users] commands/s through one worker process (postMessage → reservation → message.received → decision${LIFECYCLE ? " + the reply's lifecycle" : ""}, ${CONCURRENCY} in flight): ${cmd.perSec.toFixed(0)}; ` +
       `worker CPU ${cmd.workerCpuUsPerCommand.toFixed(0)} µs/command (= ${(1e6 / cmd.workerCpuUsPerCommand).toFixed(0)} commands/s per core); ` +
       `bare appends at the same concurrency: ${cmd.baselinePerSec.toFixed(0)}/s (ratio ${(cmd.perSec / cmd.baselinePerSec).toFixed(2)})` +
       (RETURNING ? `; ${cmd.commands} messages of ${Math.floor(cmd.commands / MESSAGES)} users, ${cmd.conflictRetries} retried (reply still running)` : ""),
   );
-  const re = await rehydration();
+  const re = EVENTS > 0 && LOADS > 0 ? await rehydration() : undefined;
   const ms = (x: number) => x.toFixed(2);
   const phases = (ph: Phases) =>
     `p50 ${ms(ph.total.p50)} ms p99 ${ms(ph.total.p99)} ms [p99 of each part: blob ${ms(ph.blob.p99)}, tail read ${ms(ph.read.p99)}, decode+fold ${ms(ph.fold.p99)}, gc overlap ${ms(ph.gc.p99)}; ` +
     `slowest load ${ms(ph.worst.total)} = blob ${ms(ph.worst.blob)} + read ${ms(ph.worst.read)} + fold ${ms(ph.worst.fold)} (gc ${ms(ph.worst.gc)})]`;
-  console.log(`rehydration of ${re.events} events: full stream ${phases(re.full)}`);
-  console.log(`rehydration of ${re.events} events: snapshot + tail ${phases(re.snapshot)} (${(re.full.total.p50 / re.snapshot.total.p50).toFixed(0)}× faster at p50)`);
+  if (re) {
+    console.log(`rehydration of ${re.events} events: full stream ${phases(re.full)}`);
+    console.log(`rehydration of ${re.events} events: snapshot + tail ${phases(re.snapshot)} (${(re.full.total.p50 / re.snapshot.total.p50).toFixed(0)}× faster at p50)`);
+  }
   console.log(JSON.stringify({ commands: cmd, rehydration: re }));
 } finally {
   await cleanup();
