@@ -2,6 +2,7 @@ import { createActor, type AnyActorScope, type AnyMachineSnapshot, type AnyState
 import type { z } from "zod";
 import { TributaryError, type ErrorCode } from "../core/errors.js";
 import type { DecidedEvent, Decision, Rejection } from "./decider.js";
+import { planOf } from "./machine-plan.js";
 
 /**
  * The bridge from an XState v5 machine to a decider (STYLE §2: XState plans, the runtime acts).
@@ -14,8 +15,9 @@ import type { DecidedEvent, Decision, Rejection } from "./decider.js";
  * - domain events (`<aggregate>.<fact>`, carrying `data`): `assign` the context and move between
  *   states. This is `evolve`.
  *
- * So the states and guards of the machine are the rules, and both decide and evolve are one call
- * to xstate's pure `transition()`; no actor is ever started.
+ * So the states and guards of the machine are the rules. Decide and evolve read them from the
+ * machine's transition table (machine-plan.ts, machine-evolve.ts) and fall back to xstate's pure
+ * `transition()` for any shape the table does not cover; no actor is ever started.
  */
 export const REJECT_ACTION = "reject";
 
@@ -81,7 +83,21 @@ function asRejection(v: unknown): Rejection | undefined {
   return r;
 }
 
+/**
+ * Decide a command: its planned actions, read from the machine's transition table (machine-plan.ts)
+ * or, where the table does not answer, from xstate's `transition()`.
+ */
 export function decideWith<E extends DecidedEvent>(
+  machine: AnyStateMachine,
+  snapshot: AnyMachineSnapshot,
+  commandEvent: EventObject,
+): Decision<E> {
+  const planned = planOf(machine, snapshot, commandEvent);
+  return planned === undefined ? decideWithInterpreter<E>(machine, snapshot, commandEvent) : decisionOf<E>(machine, planned);
+}
+
+/** `decideWith` through xstate's interpreter always (the reference the table is tested against). */
+export function decideWithInterpreter<E extends DecidedEvent>(
   machine: AnyStateMachine,
   snapshot: AnyMachineSnapshot,
   commandEvent: EventObject,
@@ -92,6 +108,11 @@ export function decideWith<E extends DecidedEvent>(
   if (next.context !== snapshot.context || (next.value !== snapshot.value && JSON.stringify(next.value) !== JSON.stringify(snapshot.value))) {
     throw new Error(`machine ${machine.id}: command ${String(commandEvent.type)} changed the state; commands must only emit`);
   }
+  return decisionOf<E>(machine, actions);
+}
+
+/** The decision a command's planned actions carry: a rejection, or the emitted events in order. */
+function decisionOf<E extends DecidedEvent>(machine: AnyStateMachine, actions: Array<{ type: string; params?: unknown }>): Decision<E> {
   const events: E[] = [];
   for (const a of actions) {
     if (a.type === REJECT_ACTION) {

@@ -11,6 +11,17 @@
  *    snapshot (file blob store) plus the tail; p50/p99 over repeated loads.
  *
  *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--lifecycle]
+ *                           [--workload new|returning] [--messages 5]   (--commands 0 / --loads 0: skip that part)
+ *
+ * Workloads: `new` (default) — every command is the first message of a new user (a new ledger: reset
+ * + configuration + reservation, then message.received + assistant.started). `returning` — users
+ * who are already known: `--commands / --messages` users, each with a conversation and a ledger that
+ * already took one message (warm-up, not timed), then send `--messages` more each, round robin over
+ * the users so a user's previous reply has ended when the next message comes. Replies stream at once
+ * in this mode (one delta), so each message's cost is its whole lifecycle: reserve (1 ledger event),
+ * message.received + assistant.started, assistant.delta + assistant.completed, the ledger commit.
+ * Rehydration reports, besides the total, where each load's time went (blob read + JSON parse, tail
+ * read from Redis, decode + fold, and garbage collection that overlapped the load).
  *
  * Loopback only (BENCH_REDIS_URL, default redis://127.0.0.1:6379); keys under a random prefix,
  * deleted at the end; bounded by the counts above.
@@ -20,7 +31,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { PerformanceObserver, performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { createFileBlobStore } from "../core/blob/index.js";
 import { createLogger } from "../core/logger.js";
@@ -46,7 +57,15 @@ const COMMANDS = arg("--commands", 20_000);
 const CONCURRENCY = arg("--concurrency", 256);
 const EVENTS = arg("--events", 10_000);
 const LOADS = arg("--loads", 200);
-const LIFECYCLE = argv.includes("--lifecycle");
+const WORKLOAD: string = argv.includes("--workload") ? (argv[argv.indexOf("--workload") + 1] ?? "") : "new";
+if (WORKLOAD !== "new" && WORKLOAD !== "returning") {
+  console.error("bench: --workload new|returning");
+  process.exit(2);
+}
+const RETURNING = WORKLOAD === "returning";
+const MESSAGES = arg("--messages", 5);
+// Returning users need each reply to end before their next message: replies stream at once.
+const LIFECYCLE = argv.includes("--lifecycle") || RETURNING;
 const url = new URL(process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379");
 if (!["127.0.0.1", "localhost", "::1"].includes(url.hostname)) {
   console.error("bench: loopback only");
@@ -86,7 +105,15 @@ function cpuSeconds(pid: number): number {
  * (sending commands, awaiting decisions) is not counted against it; its CPU time per command is
  * read from /proc and is the figure that does not depend on how busy the machine is.
  */
-async function commandsPerSecond(): Promise<{ commands: number; seconds: number; perSec: number; workerCpuUsPerCommand: number; baselinePerSec: number }> {
+async function commandsPerSecond(): Promise<{
+  workload: string;
+  commands: number;
+  seconds: number;
+  perSec: number;
+  workerCpuUsPerCommand: number;
+  baselinePerSec: number;
+  conflictRetries: number;
+}> {
   const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 600_000 });
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-bench-worker-"));
   // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the worker.
@@ -122,16 +149,37 @@ async function commandsPerSecond(): Promise<{ commands: number; seconds: number;
     });
     const api = new CommandApi(new CommandBus(redis, PARTITIONS, replies), reader.ledgerPort, 60_000);
     // Setup (not timed): one conversation per user, so ledgers and conversations never contend.
+    const users = RETURNING ? Math.max(1, Math.floor(COMMANDS / MESSAGES)) : COMMANDS;
     const convs: string[] = [];
-    await pool(COMMANDS, CONCURRENCY, async (i) => {
+    await pool(users, CONCURRENCY, async (i) => {
       convs[i] = (await api.createConversation({ tenantId: "bench", userId: `u${i}`, projectId: undefined })).id;
     });
+    let conflictRetries = 0;
+    const post = async (u: number, clientMessageId: string): Promise<void> => {
+      for (;;) {
+        try {
+          const res = await api.postMessage({ conversationId: convs[u] as string, tenantId: "bench", userId: `u${u}`, tier: "privileged", text: "hello", clientMessageId, maxTokens: 1 });
+          if (res.kind !== "accepted") throw new Error("no decision");
+          return;
+        } catch (e) {
+          // Returning users: the previous reply may not have ended yet (rare with users ≫ in flight).
+          if (!RETURNING || (e as { code?: string }).code !== "CONFLICT") throw e;
+          conflictRetries++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    };
+    if (RETURNING) {
+      // Warm-up (not timed): every user's ledger and conversation exist and have served a message.
+      await pool(users, CONCURRENCY, (u) => post(u, "w"));
+      await new Promise((r) => setTimeout(r, 1000));
+      conflictRetries = 0;
+    }
+    const total = RETURNING ? users * MESSAGES : COMMANDS;
     const cpu0 = cpuSeconds(child.pid as number);
     const t0 = performance.now();
-    await pool(COMMANDS, CONCURRENCY, async (i) => {
-      const res = await api.postMessage({ conversationId: convs[i] as string, tenantId: "bench", userId: `u${i}`, tier: "privileged", text: "hello", clientMessageId: "m1", maxTokens: 1 });
-      if (res.kind !== "accepted") throw new Error("no decision");
-    });
+    // Returning: message k of every user before message k+1 of any, so a user's messages are far apart.
+    await pool(total, CONCURRENCY, (j) => (RETURNING ? post(j % users, `m${1 + Math.floor(j / users)}`) : post(j, "m1")));
     const seconds = (performance.now() - t0) / 1000;
     // With --lifecycle, let the (one-piece) replies finish before reading the CPU: they are part of
     // each message's cost then.
@@ -147,10 +195,12 @@ async function commandsPerSecond(): Promise<{ commands: number; seconds: number;
     });
     const baseSeconds = (performance.now() - t1) / 1000;
     return {
-      commands: COMMANDS,
+      workload: WORKLOAD,
+      commands: total,
       seconds,
-      perSec: COMMANDS / seconds,
-      workerCpuUsPerCommand: (workerCpu * 1e6) / COMMANDS,
+      perSec: total / seconds,
+      workerCpuUsPerCommand: (workerCpu * 1e6) / total,
+      conflictRetries,
       baselinePerSec: COMMANDS / baseSeconds,
     };
   } finally {
@@ -160,8 +210,30 @@ async function commandsPerSecond(): Promise<{ commands: number; seconds: number;
   }
 }
 
-async function rehydration(): Promise<{ events: number; full: { p50: number; p99: number }; snapshot: { p50: number; p99: number } }> {
+type Pcts = { p50: number; p99: number };
+interface Phases {
+  total: Pcts;
+  /** Blob read + JSON.parse of the snapshot (the snapshot store's get). */
+  blob: Pcts;
+  /** Reads of the stream from Redis (the tail after the snapshot, or every page). */
+  read: Pcts;
+  /** The rest: snapshot validation + decode, event decode + fold, bookkeeping. */
+  fold: Pcts;
+  /** Garbage-collection pauses that overlapped the load (from the gc performance entries). */
+  gc: Pcts;
+  /** The slowest load, split the same way. */
+  worst: { total: number; blob: number; read: number; fold: number; gc: number };
+  /** The five slowest loads (JSON output only), to see which part the tail comes from. */
+  slowest: Array<{ total: number; blob: number; read: number; fold: number; gc: number }>;
+}
+
+async function rehydration(): Promise<{ events: number; full: Phases; snapshot: Phases }> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
+  const gcs: Array<{ start: number; end: number }> = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+  });
+  obs.observe({ entryTypes: ["gc"] });
   try {
     const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 600_000 });
     const blobs = createFileBlobStore(dir);
@@ -177,22 +249,59 @@ async function rehydration(): Promise<{ events: number; full: { p50: number; p99
     }
     const loaded = await writer.load(id);
     await blobSnapshotStore(blobs).put({ kind: "conversation", id }, { version: loaded.version, offset: loaded.offset, state: conversationDecider.toSnapshot(loaded.state) });
-    const time = async (snapshots: ReturnType<typeof blobSnapshotStore>): Promise<{ p50: number; p99: number }> => {
-      const samples: number[] = [];
+    const time = async (base: ReturnType<typeof blobSnapshotStore>): Promise<Phases> => {
+      // Time the phases by wrapping the snapshot store and the history reader the repository uses.
+      let blobMs = 0;
+      let readMs = 0;
+      const snapshots: ReturnType<typeof blobSnapshotStore> = {
+        exists: (ref) => base.exists(ref),
+        put: (ref, snap) => base.put(ref, snap),
+        async get(ref) {
+          const t = performance.now();
+          try {
+            return await base.get(ref);
+          } finally {
+            blobMs += performance.now() - t;
+          }
+        },
+      };
+      const reader = {
+        async read(ref: Parameters<typeof store.read>[0], opts?: Parameters<typeof store.read>[1]) {
+          const t = performance.now();
+          try {
+            return await store.read(ref, opts);
+          } finally {
+            readMs += performance.now() - t;
+          }
+        },
+      };
+      const rows: Array<{ total: number; blob: number; read: number; fold: number; gc: number; start: number; end: number }> = [];
       for (let i = 0; i < LOADS; i++) {
-        const repo = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, snapshots, log });
+        const repo = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, reader, snapshots, log });
+        blobMs = 0;
+        readMs = 0;
         const t = performance.now();
         const l = await repo.rehydrate(id);
-        samples.push(performance.now() - t);
+        const t1 = performance.now();
         if (l.version !== loaded.version) throw new Error("rehydration mismatch");
+        rows.push({ total: t1 - t, blob: blobMs, read: readMs, fold: t1 - t - blobMs - readMs, gc: 0, start: t, end: t1 });
       }
-      samples.sort((a, b) => a - b);
-      return { p50: pct(samples, 50), p99: pct(samples, 99) };
+      await new Promise((r) => setImmediate(r)); // let the observer deliver this series' gc entries
+      for (const r of rows) r.gc = gcs.reduce((sum, g) => sum + Math.max(0, Math.min(r.end, g.end) - Math.max(r.start, g.start)), 0);
+      const p = (k: "total" | "blob" | "read" | "fold" | "gc"): Pcts => {
+        const v = rows.map((r) => r[k]).sort((a, b) => a - b);
+        return { p50: pct(v, 50), p99: pct(v, 99) };
+      };
+      const split = (r: (typeof rows)[number]) => ({ total: r.total, blob: r.blob, read: r.read, fold: r.fold, gc: r.gc });
+      const byTotal = [...rows].sort((a, b) => b.total - a.total);
+      const worst = split(byTotal[0] as (typeof rows)[number]);
+      return { total: p("total"), blob: p("blob"), read: p("read"), fold: p("fold"), gc: p("gc"), worst, slowest: byTotal.slice(0, 5).map(split) };
     };
-    const full = await time(noSnapshots);
+    const full = await time(noSnapshots as ReturnType<typeof blobSnapshotStore>);
     const snapshot = await time(blobSnapshotStore(blobs));
     return { events: loaded.version, full, snapshot };
   } finally {
+    obs.disconnect();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -209,16 +318,23 @@ async function cleanup(): Promise<void> {
 }
 
 try {
-  const cmd = await commandsPerSecond();
-  console.log(
-    `commands/s through one worker process (postMessage → reservation → message.received → decision${LIFECYCLE ? " + the reply's lifecycle" : ""}, ${CONCURRENCY} in flight): ${cmd.perSec.toFixed(0)}; ` +
+  // --commands 0: rehydration only.
+  const cmd = COMMANDS > 0 ? await commandsPerSecond() : undefined;
+  if (cmd) console.log(
+    `[${cmd.workload} users] commands/s through one worker process (postMessage → reservation → message.received → decision${LIFECYCLE ? " + the reply's lifecycle" : ""}, ${CONCURRENCY} in flight): ${cmd.perSec.toFixed(0)}; ` +
       `worker CPU ${cmd.workerCpuUsPerCommand.toFixed(0)} µs/command (= ${(1e6 / cmd.workerCpuUsPerCommand).toFixed(0)} commands/s per core); ` +
-      `bare appends at the same concurrency: ${cmd.baselinePerSec.toFixed(0)}/s (ratio ${(cmd.perSec / cmd.baselinePerSec).toFixed(2)})`,
+      `bare appends at the same concurrency: ${cmd.baselinePerSec.toFixed(0)}/s (ratio ${(cmd.perSec / cmd.baselinePerSec).toFixed(2)})` +
+      (RETURNING ? `; ${cmd.commands} messages of ${Math.floor(cmd.commands / MESSAGES)} users, ${cmd.conflictRetries} retried (reply still running)` : ""),
   );
-  const re = await rehydration();
-  console.log(
-    `rehydration of ${re.events} events: full stream p50 ${re.full.p50.toFixed(2)} ms p99 ${re.full.p99.toFixed(2)} ms; snapshot + tail p50 ${re.snapshot.p50.toFixed(2)} ms p99 ${re.snapshot.p99.toFixed(2)} ms (${(re.full.p50 / re.snapshot.p50).toFixed(0)}× faster)`,
-  );
+  const re = EVENTS > 0 && LOADS > 0 ? await rehydration() : undefined;
+  const ms = (x: number) => x.toFixed(2);
+  const phases = (ph: Phases) =>
+    `p50 ${ms(ph.total.p50)} ms p99 ${ms(ph.total.p99)} ms [p99 of each part: blob ${ms(ph.blob.p99)}, tail read ${ms(ph.read.p99)}, decode+fold ${ms(ph.fold.p99)}, gc overlap ${ms(ph.gc.p99)}; ` +
+    `slowest load ${ms(ph.worst.total)} = blob ${ms(ph.worst.blob)} + read ${ms(ph.worst.read)} + fold ${ms(ph.worst.fold)} (gc ${ms(ph.worst.gc)})]`;
+  if (re) {
+    console.log(`rehydration of ${re.events} events: full stream ${phases(re.full)}`);
+    console.log(`rehydration of ${re.events} events: snapshot + tail ${phases(re.snapshot)} (${(re.full.total.p50 / re.snapshot.total.p50).toFixed(0)}× faster at p50)`);
+  }
   console.log(JSON.stringify({ commands: cmd, rehydration: re }));
 } finally {
   await cleanup();

@@ -4,7 +4,8 @@ import { TributaryError } from "../../core/errors.js";
 import type { Decider } from "../decider.js";
 import { bmGet } from "../bucket-map.js";
 import { textDigest } from "../digest.js";
-import { decideWith, evolveWith, restoreWith } from "../machine-decider.js";
+import { decideWith, restoreWith } from "../machine-decider.js";
+import { deriveEvolve } from "../machine-evolve.js";
 import { ConversationCommand } from "./commands.js";
 import { ConversationDomainEvents, type ConversationDomainEvent } from "./events.js";
 import { createConversationMachine, type ConversationMachine, type ConversationMachineOptions } from "./machine.js";
@@ -34,11 +35,13 @@ function commandEvent(command: ConversationCommand): { type: string; cmd: Conver
 
 export function createConversationDecider(opts: ConversationMachineOptions = {}): ConversationDecider {
   const machine = createConversationMachine(opts);
+  // Folds without the interpreter; the machine still decides every command (machine-evolve.ts).
+  const evolve = deriveEvolve<ConversationState>(machine);
   return {
     machine,
     initialState: () => getInitialSnapshot(machine),
     decide: (command, state) => decideWith<ConversationDomainEvent>(machine, state, commandEvent(command)),
-    evolve: (state, event) => evolveWith(machine, state, event),
+    evolve,
     parseCommand(input) {
       const r = ConversationCommand.safeParse(input);
       if (!r.success) throw new TributaryError("VALIDATION_FAILED", "invalid conversation command", { details: r.error.issues, permanent: true });

@@ -4,7 +4,8 @@ import { TributaryError } from "../../core/errors.js";
 import { LedgerEvents, isLedgerEventType, type LedgerEvent } from "../../core/events/ledger.js";
 import type { Tier } from "../../core/events/session.js";
 import { accept, type Decider, type Decision } from "../decider.js";
-import { decideWith, evolveWith, restoreWith } from "../machine-decider.js";
+import { decideWith, restoreWith } from "../machine-decider.js";
+import { deriveEvolve } from "../machine-evolve.js";
 import { BudgetCommand, LedgerCommand } from "./commands.js";
 import { budgetToStored, storedToNeutral, userToStored } from "./events.js";
 import { createLedgerMachine, type LedgerMachine, type LedgerMachineOptions, type NeutralCommand, type NeutralEvent } from "./machine.js";
@@ -60,11 +61,13 @@ function build<C extends { type: string; at: string }>(
   const machine = createLedgerMachine({ ...opts, scope });
   const toStored = scope === "user" ? userToStored : budgetToStored;
   const name = scope === "user" ? "ledger" : "budget";
+  // Folds without the interpreter; the machine still decides every command (machine-evolve.ts).
+  const evolveNeutral = deriveEvolve<LedgerState>(machine);
 
   const evolve = (state: LedgerState, event: LedgerEvent): LedgerState => {
     const neutral = storedToNeutral(event, scope);
     if (neutral === undefined) throw new TributaryError("BAD_REQUEST", `a ${name} cannot apply ${event.type}`, { permanent: true });
-    return evolveWith(machine, state, neutral);
+    return evolveNeutral(state, neutral);
   };
 
   const decide = (command: C, state: LedgerState): Decision<LedgerEvent> => {
@@ -79,7 +82,7 @@ function build<C extends { type: string; at: string }>(
     const pre = decideWith<NeutralEvent>(machine, state, housekeep);
     if (!pre.ok) return pre;
     let temp = state;
-    for (const e of pre.events) temp = evolveWith(machine, temp, e);
+    for (const e of pre.events) temp = evolveNeutral(temp, e);
     // Step 2: the command itself, on that state.
     const main = decideWith<NeutralEvent>(machine, temp, toNeutral(command));
     if (!main.ok) return main;
@@ -87,7 +90,7 @@ function build<C extends { type: string; at: string }>(
     if (events.length === 0) return accept([]);
     // The housekeeping events are folded already: hand the state after all of them to the runtime,
     // so it does not fold them again (a new ledger's reset + configuration, each an XState step).
-    for (const e of main.events) temp = evolveWith(machine, temp, e);
+    for (const e of main.events) temp = evolveNeutral(temp, e);
     return { ok: true, events: events.map(toStored), next: temp };
   };
 

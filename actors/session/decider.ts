@@ -3,7 +3,8 @@ import { z } from "zod";
 import { TributaryError } from "../../core/errors.js";
 import { SessionEvents, isSessionEventType, type SessionEvent } from "../../core/events/session.js";
 import type { Decider } from "../decider.js";
-import { decideWith, evolveWith, restoreWith } from "../machine-decider.js";
+import { decideWith, restoreWith } from "../machine-decider.js";
+import { deriveEvolve } from "../machine-evolve.js";
 import { SessionCommand } from "./commands.js";
 import { createSessionMachine, type SessionMachine } from "./machine.js";
 import { SESSION_STATES, SessionContext, type SessionStatus } from "./state.js";
@@ -19,11 +20,13 @@ function commandEvent(command: SessionCommand): { type: string; cmd: SessionComm
 
 export function createSessionDecider(): SessionDecider {
   const machine = createSessionMachine();
+  // Folds without the interpreter; the machine still decides every command (machine-evolve.ts).
+  const evolve = deriveEvolve<SessionState>(machine);
   return {
     machine,
     initialState: () => getInitialSnapshot(machine),
     decide: (command, state) => decideWith<SessionEvent>(machine, state, commandEvent(command)),
-    evolve: (state, event) => evolveWith(machine, state, event),
+    evolve,
     parseCommand(input) {
       const r = SessionCommand.safeParse(input);
       if (!r.success) throw new TributaryError("VALIDATION_FAILED", "invalid session command", { details: r.error.issues, permanent: true });
