@@ -42,7 +42,7 @@ export function idMaybeOlder(ctx: ConversationContext, id: string): boolean {
 /**
  * A new message's ids cannot be judged from state alone: one of them may have been used before the
  * messages kept in full. Rare — a repeat older than RECENT_MESSAGES, or a fingerprint collision
- * (about 3 × ids-so-far / 2³² per message).
+ * (about 3 × ids-so-far / 2⁵³ per message).
  */
 export function needsHistory(ctx: ConversationContext, ids: { clientMessageId: string; messageId?: string; replyId?: string }): boolean {
   if (recentByClientId(ctx, ids.clientMessageId) !== undefined) return false; // answered from state

@@ -30,7 +30,11 @@ describe("FingerprintSet", () => {
           expect(JSON.stringify(prev)).toBe(before);
         }
         expect(fpsSize(s)).toBe(keys.length);
-        for (const k of keys) expect(fpsMayHave(s, k)).toBe(true);
+        for (const k of keys) {
+          expect(fpsMayHave(s, k)).toBe(true);
+          // 53 bits: exact as a JSON number, so a snapshot keeps every fingerprint as it was.
+          expect(Number.isSafeInteger(fingerprint(k)) && fingerprint(k) >= 0).toBe(true);
+        }
         expect(JSON.parse(JSON.stringify(s))).toEqual(s);
         for (const chunk of s) expect(chunk.length).toBeLessThanOrEqual(256);
       }),
@@ -155,26 +159,18 @@ describe("a conversation that keeps only its last messages in full", () => {
       if (i === 999 || i === 2999) sizeAt.push(JSON.stringify(d.toSnapshot(s)).length);
     }
     expect(s.context.recent.length).toBe(RECENT_MESSAGES);
-    // Three 32-bit fingerprints per message (≤ 11 characters each in JSON); the full records of
+    // Three 53-bit fingerprints per message (≤ 17 characters each in JSON); the full records of
     // before took ~365 bytes per message.
-    expect((sizeAt[1]! - sizeAt[0]!) / 2000).toBeLessThan(40);
+    expect((sizeAt[1]! - sizeAt[0]!) / 2000).toBeLessThan(56);
     // The oldest message is still a repeat: the state sends the runtime to the log for it.
     expect(lookupClientMessage(s, `soak-0-${"x".repeat(20)}`, "message 0")).toEqual({ kind: "history" });
     expect(lookupClientMessage(s, "never-used", "message 0")).toEqual({ kind: "new" });
   });
 
   it("a fingerprint collision is only a look-up: the log finds nothing and the message is accepted", async () => {
-    // Two clientMessageIds with the same 32-bit fingerprint (birthday search, deterministic).
-    const byFp = new Map<number, string>();
-    let pair: [string, string] | undefined;
-    for (let i = 0; pair === undefined; i++) {
-      const k = `k${i}`;
-      const f = fingerprint(`c:${k}`);
-      const other = byFp.get(f);
-      if (other !== undefined) pair = [other, k];
-      else byFp.set(f, k);
-    }
-    const [used, unused] = pair;
+    // A 53-bit collision cannot be searched for in a test: the state is given one, the fingerprint
+    // of a clientMessageId never used (as if another id had hashed to it).
+    const [used, unused] = ["k-used", "k-unused"];
     const d = createConversationDecider({ recentMessages: 1 });
     const log: DecidedEvent[] = [];
     let s = d.initialState();
@@ -189,6 +185,7 @@ describe("a conversation that keeps only its last messages in full", () => {
     run({ type: "completeReply", at, replyId: "r1", finishReason: "stop", usage, costMicros: 1 });
     run({ type: "postMessage", at, messageId: "m2", replyId: "r2", clientMessageId: "other", text: "two", userId: "u", maxTokens: 8 });
     run({ type: "completeReply", at, replyId: "r2", finishReason: "stop", usage, costMicros: 1 });
+    s = { ...s, context: { ...s.context, seen: fpsAdd(s.context.seen, `c:${unused}`) } } as typeof s;
 
     const post = { type: "postMessage", at, messageId: "m3", replyId: "r3", clientMessageId: unused, text: "three", userId: "u", maxTokens: 8 };
     expect(lookupClientMessage(s, unused, "three", { messageId: "m3", replyId: "r3" })).toEqual({ kind: "history" });
