@@ -12,6 +12,12 @@ const micros = z.number().int().nonnegative();
 export const ClientMessageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/);
 /** Upper bound for maxTokens a command may ask for; the edge applies the tier's own cap first. */
 export const MAX_TOKENS_CAP = 32_768;
+/**
+ * Set by the runtime once it has read the conversation's log and found none of the command's ids
+ * used before (repeat-index.ts `needsHistory`): the decider then trusts that over the fingerprints
+ * of ids older than the messages it keeps in full, which can only say "perhaps".
+ */
+const history = z.literal("checked").optional();
 
 export const CreateConversation = z
   .object({
@@ -35,6 +41,7 @@ export const PostMessage = z
     text: z.string().min(1).max(32_000),
     userId: id,
     maxTokens: z.number().int().min(1).max(MAX_TOKENS_CAP),
+    history,
   })
   .strict();
 
@@ -46,6 +53,7 @@ export const RejectMessage = z
     clientMessageId: ClientMessageId,
     code: z.string().min(1),
     message: z.string(),
+    history,
   })
   .strict();
 

@@ -2,13 +2,13 @@ import { getInitialSnapshot, type SnapshotFrom } from "xstate";
 import { z } from "zod";
 import { TributaryError } from "../../core/errors.js";
 import type { Decider } from "../decider.js";
-import { bmGet } from "../bucket-map.js";
 import { textDigest } from "../digest.js";
 import { decideWith, restoreWith } from "../machine-decider.js";
 import { deriveEvolve } from "../machine-evolve.js";
 import { ConversationCommand } from "./commands.js";
 import { ConversationDomainEvents, type ConversationDomainEvent } from "./events.js";
 import { createConversationMachine, type ConversationMachine, type ConversationMachineOptions } from "./machine.js";
+import { needsHistory, recentByClientId } from "./repeat-index.js";
 import {
   CONVERSATION_STATES,
   ConversationContext,
@@ -70,9 +70,12 @@ export function conversationStatus(state: ConversationState): ConversationStatus
   return state.value as ConversationStatus;
 }
 
-/** What an accepted message left behind (ids, text digest, version of message.received, reply status). */
+/**
+ * What an accepted message left behind (ids, text digest, version of message.received, reply
+ * status) — for the messages kept in full (state.ts RECENT_MESSAGES); older ones are in the log.
+ */
 export function messageRecord(state: ConversationState, clientMessageId: string): MessageRecord | undefined {
-  return bmGet(state.context.messages, clientMessageId);
+  return recentByClientId(state.context, clientMessageId);
 }
 
 export function runningReply(state: ConversationState): RunningReply | null {
@@ -82,16 +85,25 @@ export function runningReply(state: ConversationState): RunningReply | null {
 /**
  * How a postMessage would be answered from state alone, before touching any ledger: the runtime
  * asks this first, so a repeat never reserves quota twice. `duplicate` carries the first answer
- * (the runtime reads the offset of version `receivedVersion` for the 201/200 body).
+ * (the runtime reads the offset of version `receivedVersion` for the 201/200 body). `history`: the
+ * clientMessageId (or, when given, the messageId / replyId) may have been used before the messages
+ * the state keeps in full — the runtime reads the log to answer, and marks the command
+ * `history: "checked"` if it is new after all.
  */
 export type MessageLookup =
   | { kind: "new" }
   | { kind: "duplicate"; messageId: string; replyId: string; receivedVersion: number; record: MessageRecord }
-  | { kind: "conflict" };
+  | { kind: "conflict" }
+  | { kind: "history" };
 
-export function lookupClientMessage(state: ConversationState, clientMessageId: string, text: string): MessageLookup {
-  const rec = bmGet(state.context.messages, clientMessageId);
-  if (rec === undefined) return { kind: "new" };
+export function lookupClientMessage(
+  state: ConversationState,
+  clientMessageId: string,
+  text: string,
+  ids: { messageId?: string; replyId?: string } = {},
+): MessageLookup {
+  const rec = recentByClientId(state.context, clientMessageId);
+  if (rec === undefined) return needsHistory(state.context, { clientMessageId, ...ids }) ? { kind: "history" } : { kind: "new" };
   if (rec.digest !== textDigest(text)) return { kind: "conflict" };
   return { kind: "duplicate", messageId: rec.messageId, replyId: rec.replyId, receivedVersion: rec.version, record: rec };
 }

@@ -1,7 +1,6 @@
 import { assign, emit, setup } from "xstate";
 import type { ErrorCode } from "../../core/errors.js";
 import type { Rejection } from "../decider.js";
-import { bmGet, bmHas, bmSet } from "../bucket-map.js";
 import { textDigest } from "../digest.js";
 import { DEFAULT_MODEL } from "../economics/prices.js";
 import { estimatePromptTokens } from "../economics/tokens.js";
@@ -16,7 +15,17 @@ import type {
   RejectMessage,
 } from "./commands.js";
 import type { ConversationDomainEvent } from "./events.js";
-import { initialConversationContext, type ConversationContext, type MessageRecord } from "./state.js";
+import {
+  clientIdMaybeOlder,
+  idMaybeOlder,
+  recentByClientId,
+  recentByReplyId,
+  recentIdTaken,
+  rememberMessage,
+  rememberReply,
+  withReplyStatus,
+} from "./repeat-index.js";
+import { initialConversationContext, RECENT_MESSAGES, type ConversationContext, type MessageRecord } from "./state.js";
 
 /**
  * The conversation as an XState v5 machine. States:
@@ -31,6 +40,8 @@ import { initialConversationContext, type ConversationContext, type MessageRecor
 export interface ConversationMachineOptions {
   defaultModel?: string;
   defaultTitle?: string;
+  /** Messages kept in full in the state [RECENT_MESSAGES]; older ones are fingerprints (repeat-index.ts). */
+  recentMessages?: number;
 }
 
 type Cmd =
@@ -50,38 +61,44 @@ const no = (code: ErrorCode, message: string): { type: "reject"; params: Rejecti
   params: { code, message },
 });
 
-function findByReplyId(ctx: ConversationContext, replyId: string): MessageRecord | undefined {
-  const clientMessageId = bmGet(ctx.ids, replyId);
-  const rec = clientMessageId === undefined ? undefined : bmGet(ctx.messages, clientMessageId);
-  return rec?.replyId === replyId ? rec : undefined;
-}
-
-/** A reply command about a reply that already ended: a harmless repeat (a retry after a crash). */
+/**
+ * A reply command about a reply that already ended: a harmless repeat (a retry after a crash).
+ * Such retries come from the runtime for the reply it just ran, so the recent messages suffice.
+ */
 function isFinishedReply(ctx: ConversationContext, replyId: string | undefined): boolean {
   if (replyId === undefined) return false;
-  const rec = findByReplyId(ctx, replyId);
+  const rec = recentByReplyId(ctx, replyId);
   return rec !== undefined && rec.replyStatus !== "streaming";
 }
 
-function idsTaken(ctx: ConversationContext, messageId: string, replyId: string): boolean {
-  return messageId === replyId || bmHas(ctx.ids, messageId) || bmHas(ctx.ids, replyId);
+/**
+ * A messageId or replyId used before. Beyond the recent messages only a fingerprint can tell, so a
+ * hit counts as taken unless the runtime has read the log and found the ids unused (`history`).
+ */
+function idsTaken(ctx: ConversationContext, cmd: PostMessage): boolean {
+  const { messageId, replyId } = cmd;
+  if (messageId === replyId || recentIdTaken(ctx, messageId) || recentIdTaken(ctx, replyId)) return true;
+  return cmd.history !== "checked" && (idMaybeOlder(ctx, messageId) || idMaybeOlder(ctx, replyId));
+}
+
+/** The clientMessageId was accepted before (in full in `recent`, or perhaps earlier: a fingerprint). */
+function alreadyAccepted(ctx: ConversationContext, cmd: { clientMessageId: string; history?: "checked" | undefined }): boolean {
+  if (recentByClientId(ctx, cmd.clientMessageId) !== undefined) return true;
+  return cmd.history !== "checked" && clientIdMaybeOlder(ctx, cmd.clientMessageId);
 }
 
 function isRunning(ctx: ConversationContext, replyId: string | undefined): boolean {
   return ctx.reply !== null && (replyId === undefined || ctx.reply.replyId === replyId);
 }
 
-function setReplyStatus(ctx: ConversationContext, status: MessageRecord["replyStatus"]): ConversationContext["messages"] {
-  const r = ctx.reply;
-  if (r === null) return ctx.messages;
-  const rec = bmGet(ctx.messages, r.clientMessageId);
-  if (rec === undefined) return ctx.messages;
-  return bmSet(ctx.messages, r.clientMessageId, { ...rec, replyStatus: status });
+function setReplyStatus(ctx: ConversationContext, status: MessageRecord["replyStatus"]): ConversationContext["recent"] {
+  return ctx.reply === null ? ctx.recent : withReplyStatus(ctx, ctx.reply.clientMessageId, status);
 }
 
 export function createConversationMachine(opts: ConversationMachineOptions = {}) {
   const defaultModel = opts.defaultModel ?? DEFAULT_MODEL;
   const defaultTitle = opts.defaultTitle ?? "Untitled";
+  const window = Math.max(1, opts.recentMessages ?? RECENT_MESSAGES);
 
   return setup({
     types: {
@@ -123,14 +140,11 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
       "message.received": {
         actions: assign(({ context, event }) => ({
           version: context.version + 1,
-          messages: bmSet<MessageRecord>(context.messages, event.data.clientMessageId, {
-            messageId: event.data.messageId,
-            replyId: "",
-            digest: textDigest(event.data.text),
-            version: context.version + 1,
-            replyStatus: "streaming",
-          }),
-          ids: bmSet(context.ids, event.data.messageId, event.data.clientMessageId),
+          ...rememberMessage(
+            context,
+            { clientMessageId: event.data.clientMessageId, messageId: event.data.messageId, digest: textDigest(event.data.text), version: context.version + 1 },
+            window,
+          ),
           pendingPrompt: event.data.text,
           totals: { ...context.totals, messages: context.totals.messages + 1 },
         })),
@@ -145,11 +159,9 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
         target: ".replying",
         actions: assign(({ context, event }) => {
           const d = event.data;
-          const rec = bmGet(context.messages, d.clientMessageId);
           return {
             version: context.version + 1,
-            messages: rec === undefined ? context.messages : bmSet(context.messages, d.clientMessageId, { ...rec, replyId: d.messageId }),
-            ids: bmSet(context.ids, d.messageId, d.clientMessageId),
+            ...rememberReply(context, d.clientMessageId, d.messageId),
             reply: {
               replyId: d.messageId,
               replyTo: d.replyTo,
@@ -180,7 +192,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
         target: ".idle",
         actions: assign(({ context, event }) => ({
           version: context.version + 1,
-          messages: setReplyStatus(context, "completed"),
+          recent: setReplyStatus(context, "completed"),
           reply: null,
           totals: addUsage(context.totals, event.data.usage, event.data.costMicros),
         })),
@@ -189,7 +201,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
         target: ".idle",
         actions: assign(({ context, event }) => ({
           version: context.version + 1,
-          messages: setReplyStatus(context, "cancelled"),
+          recent: setReplyStatus(context, "cancelled"),
           reply: null,
           totals: addUsage(context.totals, event.data.usage, event.data.costMicros),
         })),
@@ -198,7 +210,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
         target: ".idle",
         actions: assign(({ context, event }) => ({
           version: context.version + 1,
-          messages: setReplyStatus(context, "failed"),
+          recent: setReplyStatus(context, "failed"),
           reply: null,
           totals: addUsage(context.totals, event.data.usage, event.data.costMicros),
         })),
@@ -239,7 +251,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
             ...repeatedMessage(),
             {
               // Ids come from the sender; a reused one would make two messages (or replies) one.
-              guard: ({ context, event }) => idsTaken(context, event.cmd.messageId, event.cmd.replyId),
+              guard: ({ context, event }) => idsTaken(context, event.cmd),
               actions: no("CONFLICT", "messageId or replyId already used in this conversation"),
             },
             {
@@ -270,7 +282,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
           ],
           "cmd.reject": [
             {
-              guard: ({ context, event }) => bmHas(context.messages, event.cmd.clientMessageId),
+              guard: ({ context, event }) => alreadyAccepted(context, event.cmd),
               actions: no("CONFLICT", "the message was already accepted"),
             },
             {
@@ -294,7 +306,7 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
           "cmd.postMessage": [...repeatedMessage(), { actions: no("CONFLICT", "a reply is running") }],
           "cmd.reject": [
             {
-              guard: ({ context, event }) => bmHas(context.messages, event.cmd.clientMessageId),
+              guard: ({ context, event }) => alreadyAccepted(context, event.cmd),
               actions: no("CONFLICT", "the message was already accepted"),
             },
             {
@@ -405,11 +417,21 @@ export function createConversationMachine(opts: ConversationMachineOptions = {})
       {
         // Same clientMessageId, same text: the first answer again, no new events (CONTRACT §3).
         guard: ({ context, event }: { context: ConversationContext; event: E }) =>
-          bmGet(context.messages, event.cmd.clientMessageId)?.digest === textDigest(event.cmd.text),
+          recentByClientId(context, event.cmd.clientMessageId)?.digest === textDigest(event.cmd.text),
       },
       {
-        guard: ({ context, event }: { context: ConversationContext; event: E }) => bmHas(context.messages, event.cmd.clientMessageId),
+        guard: ({ context, event }: { context: ConversationContext; event: E }) => recentByClientId(context, event.cmd.clientMessageId) !== undefined,
         actions: no("CONFLICT", "clientMessageId was already used with a different text"),
+      },
+      {
+        // Perhaps accepted before the recent messages: only the log can say with which text. The
+        // runtime reads it first and answers a repeat itself, so it never gets here.
+        guard: ({ context, event }: { context: ConversationContext; event: E }) =>
+          event.cmd.history !== "checked" && clientIdMaybeOlder(context, event.cmd.clientMessageId),
+        actions: {
+          type: "reject" as const,
+          params: { code: "CONFLICT" as const, message: "clientMessageId may have been used before the recent messages: look it up in the log", details: { lookup: "log" } },
+        },
       },
     ];
   }

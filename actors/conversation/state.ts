@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { shallowMap } from "../bucket-map.js";
+import { fingerprintSet } from "../fingerprint-set.js";
 
 /**
  * The conversation's context (what the machine carries besides its state value). JSON-safe by
@@ -8,9 +8,17 @@ import { shallowMap } from "../bucket-map.js";
  */
 const count = z.number().int().nonnegative();
 
+/**
+ * How many accepted messages the state keeps in full (oldest dropped first). A repeat of one of
+ * them is answered from state; an older one is found through `seen` and read back from the log
+ * (the runtime does it: conversation-process.ts). Bounded so that a conversation's memory and
+ * snapshot size stop growing with its message count (docs/reliability.md, "Soak").
+ */
+export const RECENT_MESSAGES = 64;
 
-/** What an accepted message left behind, by clientMessageId, to answer repeats (CONTRACT §3). */
+/** What an accepted message left behind, to answer repeats (CONTRACT §3). */
 export const MessageRecord = z.object({
+  clientMessageId: z.string(),
   messageId: z.string(),
   replyId: z.string(),
   /** textDigest(text): a repeat with the same text is the same message, with another text a CONFLICT. */
@@ -49,10 +57,14 @@ export const ConversationContext = z.object({
   ownerId: z.string(),
   tenantId: z.string(),
   projectId: z.string().nullable(),
-  /** By clientMessageId (a BucketMap: cheap immutable updates however long the conversation). */
-  messages: shallowMap<MessageRecord>(),
-  /** Every messageId and replyId used here → its clientMessageId: reused ids are refused, reply commands find their message. */
-  ids: shallowMap<string>(),
+  /** The last RECENT_MESSAGES accepted messages, oldest first (reply commands find theirs here). */
+  recent: z.array(MessageRecord),
+  /**
+   * Fingerprints of every id ever accepted here — `c:<clientMessageId>`, `i:<messageId>`,
+   * `i:<replyId>` — so a repeat or a reused id older than `recent` is still noticed (and then looked
+   * up in the log). Never forgets: CONTRACT §3 answers a repeated clientMessageId forever.
+   */
+  seen: fingerprintSet(),
   reply: RunningReply.nullable(),
   /** The user text of the last message.received, until its assistant.started arrives (same batch). */
   pendingPrompt: z.string().nullable(),
@@ -71,8 +83,8 @@ export function initialConversationContext(): ConversationContext {
     ownerId: "",
     tenantId: "",
     projectId: null,
-    messages: {},
-    ids: {},
+    recent: [],
+    seen: [],
     reply: null,
     pendingPrompt: null,
     totals: { messages: 0, rejected: 0, replies: 0, inputTokens: 0, outputTokens: 0, costMicros: 0 },

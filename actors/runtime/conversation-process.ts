@@ -12,7 +12,9 @@ import type { CommandRecord, CommandResult } from "./command.js";
 import type { LedgerPort } from "./ledger-port.js";
 import type { AggregateRepository } from "./repository.js";
 import type { ReplyResponder } from "./responder.js";
+import { findInLog } from "./message-history.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
+import { textDigest } from "../digest.js";
 
 type Conversations = AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>;
 
@@ -127,7 +129,7 @@ export class ConversationProcess {
     // The caller's cap is the reply's cap (and what is reserved); a responder may stop earlier (the
     // simulated one at SIM_MAX_TOKENS) and the unused part of the reservation is released.
     const maxTokens = p.maxTokens ?? this.o.defaultMaxTokens;
-    const post = this.o.decider.parseCommand({
+    const parsed = this.o.decider.parseCommand({
       type: "postMessage",
       at: cmd.at,
       messageId: p.messageId,
@@ -137,7 +139,7 @@ export class ConversationProcess {
       userId: cmd.principal.userId,
       maxTokens,
     });
-    if (post.type !== "postMessage") throw new Error("unreachable");
+    if (parsed.type !== "postMessage") throw new Error("unreachable");
 
     return this.o.conversations.exclusive(id, async () => {
       const loaded = await this.o.conversations.load(id);
@@ -145,11 +147,22 @@ export class ConversationProcess {
       this.authorize(loaded.state, cmd, { write: true });
 
       // CONTRACT §3: a repeated clientMessageId answers the first answer; another text is a conflict.
-      const seen = lookupClientMessage(loaded.state, p.clientMessageId, p.text);
+      const seen = lookupClientMessage(loaded.state, p.clientMessageId, p.text, { messageId: p.messageId, replyId: p.replyId });
       if (seen.kind === "conflict") throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
       if (seen.kind === "duplicate") {
         const offset = await this.offsetOfVersion(id, seen.receivedVersion);
         return ok({ status: 200, messageId: seen.messageId, replyId: seen.replyId, offset });
+      }
+      // Ids the state keeps only as fingerprints (older than its recent messages): the log answers.
+      let post = parsed;
+      if (seen.kind === "history") {
+        const found = await findInLog(this.o.conversations.history(id), p);
+        if (found.message) {
+          if (found.message.digest !== textDigest(p.text)) throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
+          return ok({ status: 200, messageId: found.message.messageId, replyId: found.message.replyId, offset: found.message.offset });
+        }
+        if (found.idsUsed) throw new TributaryError("CONFLICT", "messageId or replyId already used in this conversation");
+        post = { ...parsed, history: "checked" };
       }
       // Dry run: would the conversation accept it (not archived, no reply running)? Only then reserve.
       const dry = this.o.decider.decide(post, loaded.state);
@@ -175,6 +188,7 @@ export class ConversationProcess {
           clientMessageId: p.clientMessageId,
           code: reserved.rejection.code,
           message: reserved.rejection.message,
+          ...(post.history ? { history: post.history } : {}),
         });
         throw new TributaryError(reserved.rejection.code, reserved.rejection.message, reserved.rejection.retryAfter === undefined ? {} : { retryAfter: reserved.rejection.retryAfter });
       }

@@ -306,6 +306,17 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     }
   }
 
+  /** Every event of the stream, oldest first, through the history reader (archive + Redis), a page at a time. */
+  async *history(id: string): AsyncGenerator<RecordedEvent> {
+    let from = "0";
+    for (;;) {
+      const page = await this.reader.read(this.ref(id), { from, limit: PAGE });
+      yield* page;
+      if (page.length < PAGE) return;
+      from = page[page.length - 1]?.offset ?? from;
+    }
+  }
+
   /** The event store this repository appends to (reads of single entries, e.g. createdAt). */
   get store(): EventStore {
     return this.o.store;

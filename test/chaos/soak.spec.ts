@@ -1,4 +1,4 @@
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -19,6 +19,10 @@ import { Role } from "./roles.js";
  * idle level measured after a warm-up round of the same load, and no pending entry (XPENDING) in any
  * consumer group of any partition.
  *
+ * Each role also reports its memory split (memory-probe.cjs: JS heap committed / used, external
+ * memory, RSS), printed as curves for the worker, so a failure says whether the JS heap grew or
+ * something outside it (Buffers, native modules, the allocator).
+ *
  * Not run by default: it takes minutes of a shared 2-core machine.
  */
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 0);
@@ -27,6 +31,17 @@ const CONVERSATIONS = Number(process.env.SOAK_CONVERSATIONS ?? 16);
 const PARTITIONS = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The last memory split a role's memory-probe.cjs wrote (zeros before its first). */
+function probeOf(dir: string, pid: number | undefined): { heapTotal: number; heapUsed: number; external: number } {
+  const file = join(dir, `${pid}.json`);
+  if (!pid || !existsSync(file)) return { heapTotal: 0, heapUsed: 0, external: 0 };
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as { heapTotal: number; heapUsed: number; external: number };
+  } catch {
+    return { heapTotal: 0, heapUsed: 0, external: 0 }; // caught mid-write: the next sample has it
+  }
+}
 
 function rssOf(pid: number | undefined): number {
   if (!pid) return 0;
@@ -72,6 +87,8 @@ describe("soak", () => {
     redis = await privateRedis();
     db = await testDatabase("pg");
     dataDir = mkdtempSync(join(tmpdir(), "trib-soak-"));
+    const probeDir = join(dataDir, "memory");
+    mkdirSync(probeDir);
     const env = {
       REDIS_URL: redis.url,
       DATABASE_URL: db.env.DATABASE_URL as string,
@@ -82,6 +99,8 @@ describe("soak", () => {
       SIM_MAX_TOKENS: "16",
       LOG_LEVEL: "warn",
       HOST: "127.0.0.1",
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${join(import.meta.dirname, "memory-probe.cjs")}`.trim(),
+      MEMORY_PROBE_DIR: probeDir,
     };
     const edge = new Role({ name: "edge", kind: "edge", port: await freePort() }, env);
     roles.push(edge, new Role({ name: "worker", kind: "worker" }, env), new Role({ name: "projector", kind: "projector" }, env));
@@ -96,7 +115,7 @@ describe("soak", () => {
     }
     const stats = newStats();
     const accepted: Accepted[] = [];
-    const samples: Array<{ t: number; edge: number; worker: number; projector: number; lagP99: number }> = [];
+    const samples: Array<{ t: number; edge: number; worker: number; projector: number; lagP99: number; workerHeap: ReturnType<typeof probeOf> }> = [];
 
     /** Clients on, `seconds` of load (sampled when `sample`), clients off. */
     const load = async (seconds: number, sample: boolean) => {
@@ -119,6 +138,7 @@ describe("soak", () => {
           worker: rssOf(roles[1]!.proc?.pid),
           projector: rssOf(roles[2]!.proc?.pid),
           lagP99: await metric(edge.url, "nodejs_eventloop_lag_p99_seconds"),
+          workerHeap: probeOf(probeDir, roles[1]!.proc?.pid),
         });
       }
       stopping = true;
@@ -168,7 +188,11 @@ describe("soak", () => {
     // The shape of each RSS curve (MiB at 12 evenly spaced samples), to tell a trend from GC sawtooth.
     const step = Math.max(1, Math.floor(samples.length / 12));
     const series = Object.fromEntries(["edge", "worker", "projector"].map((k) => [k, samples.filter((_, i) => i % step === 0).map((s) => Math.round(s[k as "edge"] / 1048576))]));
-    console.log(`soak figures ${JSON.stringify(figures)}\nsoak RSS series (MiB) ${JSON.stringify(series)}`);
+    // The worker's RSS split: V8's committed JS heap, the part of it in use, external (Buffers).
+    const mib = (n: number) => Math.round(n / 1048576);
+    const every = samples.filter((_, i) => i % step === 0);
+    const workerSplit = { heapTotal: every.map((s) => mib(s.workerHeap.heapTotal)), heapUsed: every.map((s) => mib(s.workerHeap.heapUsed)), external: every.map((s) => mib(s.workerHeap.external)) };
+    console.log(`soak figures ${JSON.stringify(figures)}\nsoak RSS series (MiB) ${JSON.stringify(series)}\nsoak worker memory series (MiB) ${JSON.stringify(workerSplit)}`);
     for (const k of Object.keys(growth)) expect(growth[k], `${k} RSS growth over the second half`).toBeLessThan(0.1);
     expect(end.connections).toBeLessThanOrEqual(base.connections);
     expect(end.handles).toBeLessThanOrEqual(base.handles);
