@@ -1,3 +1,4 @@
+import { channel } from "node:diagnostics_channel";
 import { tag } from "../../core/keys.js";
 import { errorMessage } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
@@ -36,6 +37,24 @@ export interface PartitionReaderOptions {
   blockMs: number;
   count: number;
   log: Logger | undefined;
+}
+
+/**
+ * Timestamps of every XREAD round for diagnostics (issue 5's latency tail: append → XREAD return →
+ * publish → client). Published only while something subscribes (`hasSubscribers`), so the read loop
+ * pays one property read per round otherwise. Message: {@link ReadRound}. bench/fanout/trace.mjs
+ * subscribes to it (and to the bench ceiling's own channel) when a run asks for a pipeline trace.
+ */
+export const READ_CHANNEL = "tributary:fanout:read";
+const readChannel = channel(READ_CHANNEL);
+
+export interface ReadRound {
+  /** performance.now() when the XREAD was sent, when its reply reached JS, and when every entry of it was published. */
+  issuedAt: number;
+  repliedAt: number;
+  publishedAt: number;
+  /** Stream ids of the entries the round returned (wake-ups included), in reply order. */
+  ids: string[];
 }
 
 /** Wake-up streams live only while their node runs; the TTL removes those of crashed nodes. */
@@ -149,6 +168,7 @@ export class PartitionReader {
       let reply: Array<[Buffer, RawEntry[]]> | null;
       // This read covers every stream followed so far; only later changes need a new wake-up.
       this.wakeSent = false;
+      const issuedAt = readChannel.hasSubscribers ? performance.now() : 0;
       try {
         reply = (await (conn.xreadBuffer as (...a: Array<string | number>) => Promise<unknown>)(...args)) as Array<[Buffer, RawEntry[]]> | null;
         this.failures = 0;
@@ -161,6 +181,7 @@ export class PartitionReader {
         continue;
       }
       if (reply === null) continue;
+      const repliedAt = issuedAt > 0 ? performance.now() : 0;
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
         if (key === this.prefix + this.wakeKey) {
@@ -169,6 +190,10 @@ export class PartitionReader {
           continue;
         }
         this.streams.get(key)?.publishEntries(entries);
+      }
+      if (issuedAt > 0 && readChannel.hasSubscribers) {
+        const ids = reply.flatMap(([, entries]) => entries.map((e) => e[0].toString("latin1")));
+        readChannel.publish({ issuedAt, repliedAt, publishedAt: performance.now(), ids } satisfies ReadRound);
       }
     }
   }

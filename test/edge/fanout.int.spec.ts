@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { compareOffsets, type Envelope } from "../../core/envelope.js";
@@ -11,6 +12,7 @@ import { createFileBlobStore } from "../../core/blob/file-store.js";
 import { createArchivedEventReader } from "../../core/redis/archived-reader.js";
 import { createArchiver } from "../../core/redis/archiver.js";
 import { Fanout, olderEventsFrom } from "../../edge/fanout/index.js";
+import { READ_CHANNEL, type ReadRound } from "../../edge/fanout/partition-reader.js";
 import { REDIS_MODES, masters, testRedis, type TestRedis } from "../support/redis.js";
 import { Appender, RecordingSink, TopicSink, Topics, newConversationId, offsetEncoder } from "./fanout-support.js";
 
@@ -402,6 +404,31 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
       expect(f2.seq).toBe(4);
     } finally {
       await f2.stop();
+    }
+  });
+
+  it("reports each XREAD round on its diagnostics channel (ids returned, reply and publish times) once subscribed", async () => {
+    const app = new Appender(store, newConversationId());
+    const rounds: ReadRound[] = [];
+    const onRound = (m: unknown): void => {
+      rounds.push(m as ReadRound);
+    };
+    subscribe(READ_CHANNEL, onRound);
+    try {
+      const s = new RecordingSink("off");
+      const att = await fanout.attach(app.conversationId, null, s);
+      const live = await app.append(5);
+      await waitFor(() => expect(s.frames.length).toBe(5));
+      // Every delivered id was reported by the round that returned it, after it was read and published.
+      const reported = rounds.flatMap((r) => r.ids);
+      for (const o of live) expect(reported).toContain(o);
+      for (const r of rounds) {
+        expect(r.issuedAt).toBeLessThanOrEqual(r.repliedAt);
+        expect(r.repliedAt).toBeLessThanOrEqual(r.publishedAt);
+      }
+      att.detach();
+    } finally {
+      unsubscribe(READ_CHANNEL, onRound);
     }
   });
 });
