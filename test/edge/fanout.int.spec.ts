@@ -407,6 +407,55 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
     }
   });
 
+  it("sends the next XREAD before publishing a reply (pipelined rounds), and still delivers every event once, in order", async () => {
+    const app = new Appender(store, newConversationId());
+    // Count the XREADs the fan-out's blocking connection sends (it is a duplicate of this client).
+    let calls = 0;
+    const client = r.client as unknown as { duplicate: (...a: unknown[]) => { xreadBuffer: (...a: unknown[]) => Promise<unknown> } };
+    const duplicate = client.duplicate;
+    client.duplicate = (...a: unknown[]) => {
+      const c = duplicate.apply(r.client, a);
+      const xread = c.xreadBuffer.bind(c);
+      c.xreadBuffer = (...args: unknown[]) => {
+        calls++;
+        return xread(...args);
+      };
+      return c;
+    };
+    // No read times out in this test (blockMs ≫ its length), so every XREAD but the one in flight
+    // ends in a published round: while a reply is published, calls − rounds is 2 when the next read
+    // was already sent, 1 when it was not.
+    const f3 = new Fanout({ redis: r.client, partitions: PARTITIONS, blockMs: 60_000, nodeId: "pipelined" });
+    f3.registerEncoder("off", offsetEncoder);
+    let rounds = 0;
+    const onRound = (m: unknown): void => {
+      if ((m as ReadRound).nodeId === "pipelined") rounds++;
+    };
+    subscribe(READ_CHANNEL, onRound);
+    const inFlight: number[] = [];
+    const s = new RecordingSink("off");
+    const deliver = s.deliver.bind(s);
+    s.deliver = (frame, env) => {
+      inFlight.push(calls - rounds);
+      return deliver(frame, env);
+    };
+    try {
+      await f3.attach(app.conversationId, null, s);
+      const live: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        live.push(...(await app.append(3)));
+        await waitFor(() => expect(s.frames.length).toBe(live.length));
+      }
+      expect(s.frames).toEqual(live);
+      expect(inFlight.length).toBe(12);
+      for (const x of inFlight) expect(x).toBe(2);
+    } finally {
+      unsubscribe(READ_CHANNEL, onRound);
+      client.duplicate = duplicate;
+      await f3.stop();
+    }
+  });
+
   it("reports each XREAD round on its diagnostics channel (ids returned, reply and publish times) once subscribed", async () => {
     const app = new Appender(store, newConversationId());
     const rounds: ReadRound[] = [];
