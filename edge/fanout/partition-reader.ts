@@ -38,6 +38,8 @@ export interface PartitionReaderOptions {
   blockMs: number;
   count: number;
   log: Logger | undefined;
+  /** Send the next read before publishing a reply (see loop) [true]. */
+  pipeline?: boolean;
 }
 
 /**
@@ -182,10 +184,14 @@ export class PartitionReader {
       // to every round (issue 5: most of a slow delivery's time was append → reply reaching JS).
       // Exact: this reply is published right below, in this same synchronous step, so the next
       // read starts where publishing will leave each position; publishEntries never goes backwards.
-      if (!this.stopped && this.streams.size > 0) next = this.issue(reply);
+      if (this.o.pipeline !== false && !this.stopped && this.streams.size > 0) next = this.issue(reply);
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
-        if (key === this.prefix + this.wakeKey) continue;
+        if (key === this.prefix + this.wakeKey) {
+          const last = entries[entries.length - 1];
+          if (last) this.wakeSeen = last[0].toString("latin1");
+          continue;
+        }
         this.streams.get(key)?.publishEntries(entries);
       }
       if (read.issuedAt > 0 && readChannel.hasSubscribers) {

@@ -407,7 +407,10 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
     }
   });
 
-  it("sends the next XREAD before publishing a reply (pipelined rounds), and still delivers every event once, in order", async () => {
+  it.each([
+    [true, 2],
+    [false, 1],
+  ])("pipelineReads %s: reads in flight while a reply is published = %i; every event once, in order", async (pipelineReads, expected) => {
     const app = new Appender(store, newConversationId());
     // Count the XREADs the fan-out's blocking connection sends (it is a duplicate of this client).
     let calls = 0;
@@ -424,8 +427,8 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
     };
     // No read times out in this test (blockMs ≫ its length), so every XREAD but the one in flight
     // ends in a published round: while a reply is published, calls − rounds is 2 when the next read
-    // was already sent, 1 when it was not.
-    const f3 = new Fanout({ redis: r.client, partitions: PARTITIONS, blockMs: 60_000, nodeId: "pipelined" });
+    // was already sent (pipelined, the default), 1 when it was not.
+    const f3 = new Fanout({ redis: r.client, partitions: PARTITIONS, blockMs: 60_000, nodeId: "pipelined", pipelineReads });
     f3.registerEncoder("off", offsetEncoder);
     let rounds = 0;
     const onRound = (m: unknown): void => {
@@ -448,7 +451,7 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
       }
       expect(s.frames).toEqual(live);
       expect(inFlight.length).toBe(12);
-      for (const x of inFlight) expect(x).toBe(2);
+      for (const x of inFlight) expect(x).toBe(expected);
     } finally {
       unsubscribe(READ_CHANNEL, onRound);
       client.duplicate = duplicate;
