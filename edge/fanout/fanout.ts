@@ -149,7 +149,7 @@ export class Fanout {
     const loops = o.readLoops ?? 1;
     if (!Number.isInteger(loops) || loops < 1) throw new RangeError(`readLoops must be ≥ 1, got ${loops}`);
     this.readLoops = Math.min(loops, o.partitions);
-    this.pipelineReads = o.pipelineReads ?? true;
+    this.pipelineReads = o.pipelineReads ?? false;
   }
 
   /** Register a transport's encoder once at start-up, before any attach that names it. */

@@ -38,7 +38,7 @@ export interface PartitionReaderOptions {
   blockMs: number;
   count: number;
   log: Logger | undefined;
-  /** Send the next read before publishing a reply (see loop) [true]. */
+  /** Send the next read before publishing a reply (see loop) [false]. */
   pipeline?: boolean;
 }
 
@@ -179,12 +179,13 @@ export class PartitionReader {
       }
       if (reply === null) continue;
       const repliedAt = read.issuedAt > 0 ? performance.now() : 0;
-      // Pipelined: the next read goes out BEFORE this reply is published, starting after this
-      // reply's last entries, so Redis serves it while we publish — the round trip no longer adds
-      // to every round (issue 5: most of a slow delivery's time was append → reply reaching JS).
-      // Exact: this reply is published right below, in this same synchronous step, so the next
-      // read starts where publishing will leave each position; publishEntries never goes backwards.
-      if (this.o.pipeline !== false && !this.stopped && this.streams.size > 0) next = this.issue(reply);
+      // Pipelined (opt-in): the next read goes out BEFORE this reply is published, starting after
+      // this reply's last entries, so Redis serves it while we publish. Exact: this reply is
+      // published right below, in this same synchronous step, so the next read starts where
+      // publishing will leave each position; publishEntries never goes backwards. Off by default:
+      // in the A/B of 2026-11-22 it gave smaller rounds (more XREADs, less SSE batching, more CPU
+      // per delivery) and no measurable latency gain on the shared machine (docs/fanout.md).
+      if (this.o.pipeline === true && !this.stopped && this.streams.size > 0) next = this.issue(reply);
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
         if (key === this.prefix + this.wakeKey) {

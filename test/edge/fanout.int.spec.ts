@@ -427,7 +427,7 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
     };
     // No read times out in this test (blockMs ≫ its length), so every XREAD but the one in flight
     // ends in a published round: while a reply is published, calls − rounds is 2 when the next read
-    // was already sent (pipelined, the default), 1 when it was not.
+    // was already sent (pipelined, opt-in), 1 when it was not (the default).
     const f3 = new Fanout({ redis: r.client, partitions: PARTITIONS, blockMs: 60_000, nodeId: "pipelined", pipelineReads });
     f3.registerEncoder("off", offsetEncoder);
     let rounds = 0;
