@@ -20,6 +20,15 @@ export function offsetMillis(text: string, from = 0): number {
   return end > start ? Number(text.slice(start, end)) : NaN;
 }
 
+/** The first `"offset":"…"` of `text` ("" if none): the whole stream id, for tracing. */
+export function offsetOf(text: string): string {
+  const i = text.indexOf(OFFSET_KEY);
+  if (i < 0) return "";
+  const start = i + OFFSET_KEY.length;
+  const end = text.indexOf('"', start);
+  return end > start ? text.slice(start, end) : "";
+}
+
 /** The first delta of a reply: its messageId, when `text` is an `assistant.delta` with index 0. */
 export function firstDeltaMessageId(text: string): string | undefined {
   if (!text.includes('"assistant.delta"') || !/"index":0[,}]/.test(text)) return undefined;

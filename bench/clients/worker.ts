@@ -14,7 +14,7 @@ import { performance } from "node:perf_hooks";
 import type { Socket } from "socket.io-client";
 import type WebSocket from "ws";
 import { Histogram } from "../lib/histogram.js";
-import { firstDeltaMessageId, offsetMillis, splitSse } from "./frames.js";
+import { firstDeltaMessageId, offsetMillis, offsetOf, splitSse } from "./frames.js";
 import { WorkerSpecSchema, type FromWorker, type ToWorker } from "./protocol.js";
 
 type Spec = ReturnType<typeof WorkerSpecSchema.parse>;
@@ -50,11 +50,18 @@ function matchFirst(replyId: string, t: number, side: "sent" | "seen"): void {
 let chatOn = false;
 let chatMode = false;
 
+/**
+ * `run.ts --trace DIR`: deliveries slower than 8 ms as flat [offset, arrival ms] pairs, written to
+ * DIR/tail-<pid>.json at the end for bench/fanout/attribute.ts (bounded).
+ */
+const TRACE_DIR = process.env.BENCH_TRACE_DIR;
+const tail: Array<string | number> = [];
 function onEvent(text: string, sender: boolean): void {
   const t = now();
   const ms = offsetMillis(text);
   received++;
   if (Number.isFinite(ms)) lat.record(t - ms);
+  if (TRACE_DIR && t - ms >= 8 && tail.length < 400_000) tail.push(offsetOf(text), Math.round(t));
   if (chatMode && sender) {
     const id = firstDeltaMessageId(text);
     if (id !== undefined) matchFirst(id, t, "seen");
@@ -319,6 +326,7 @@ async function run(spec: Spec): Promise<void> {
   for (const t of timers) clearInterval(t);
   for (const c of conns) c.conn.close();
   send({ t: "tick", received, lat: lat.toPairs(), first: first.toPairs(), connected, errors: { ...errors } });
+  if (TRACE_DIR) (await import("node:fs")).writeFileSync(`${TRACE_DIR}/tail-${process.pid}.json`, JSON.stringify(tail));
   setTimeout(() => process.exit(0), 200).unref();
 }
 

@@ -10,7 +10,7 @@
  *
  *   npx tsx bench/fanout/run.ts [--servers a,b,…] [--layouts 1000x100,5000x500] [--rates 10000,40000]
  *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6]
- *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR]
+ *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR] [--trace DIR]
  *   (`--rates 0` without `--search` skips the loaded runs: `--idle` alone)
  *
  * Events are appended straight to the conversation streams by a separate appender process at a
@@ -87,15 +87,29 @@ const KIND: Record<ServerName, { kind: ClientKind; path?: string }> = {
 };
 
 const deployment = newDeploymentEnv({ REDIS_URL, PARTITIONS: String(PARTITIONS) });
+/**
+ * --trace DIR: a pipeline trace of every server (trace.mjs: XREAD rounds, GC pauses) and of the
+ * clients' slow deliveries, for attribute.ts. The client workers inherit BENCH_TRACE_DIR.
+ */
+const TRACE_DIR = argv.includes("--trace") ? arg("--trace", "") : "";
+if (TRACE_DIR) {
+  mkdirSync(TRACE_DIR, { recursive: true });
+  process.env.BENCH_TRACE_DIR = TRACE_DIR;
+}
+/** BENCH_NODE_ARGS: extra Node flags for every server process (diagnostics, e.g. --trace-gc with BENCH_SERVER_LOG). */
+const EXTRA_NODE_ARGS = [
+  ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0),
+  ...(TRACE_DIR ? ["--import", here("./trace.mjs")] : []),
+];
 
 async function startServer(name: ServerName): Promise<{ server: SpawnedServer; cleanup: () => void }> {
   const common = { BENCH_REDIS_URL: REDIS_URL, BENCH_PREFIX: deployment.prefix, BENCH_PARTITIONS: String(PARTITIONS), AUTH_JWT_SECRET: deployment.secret };
   if (name === "socketio" || name === "socketio-uws") {
-    const server = await spawnServer({ script: here("../baseline/server.ts"), args: ["--mode", "fanout", ...(name === "socketio-uws" ? ["--uws"] : [])], env: common });
+    const server = await spawnServer({ script: here("../baseline/server.ts"), args: ["--mode", "fanout", ...(name === "socketio-uws" ? ["--uws"] : [])], env: common, nodeArgs: EXTRA_NODE_ARGS });
     return { server, cleanup: () => undefined };
   }
   if (name === "bare-ws" || name === "bare-sse") {
-    const server = await spawnServer({ script: here("./bare-server.ts"), args: ["--transport", name === "bare-ws" ? "ws" : "sse"], env: common });
+    const server = await spawnServer({ script: here("./bare-server.ts"), args: ["--transport", name === "bare-ws" ? "ws" : "sse"], env: common, nodeArgs: EXTRA_NODE_ARGS });
     return { server, cleanup: () => undefined };
   }
   // Tributary's edge alone (no worker/projector competing for CPU), on the shared key prefix.
@@ -105,7 +119,7 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   // opens an embedded PGlite in its own process (hundreds of MB of heap next to the fan-out).
   const env = { ...deployment.env, DATA_DIR: own.dataDir, ...(process.env.BENCH_DATABASE_URL ? { DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}) };
   // --profile-dir: a V8 CPU profile of Tributary's edge, written when it stops (where the time goes).
-  const nodeArgs = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const nodeArgs = [...EXTRA_NODE_ARGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])];
   const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000 });
   return { server, cleanup: () => removeDir(own.dataDir) };
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
  * line. Stopped with SIGTERM, then SIGKILL after a grace period.
  */
 const BIN = fileURLToPath(new URL("../../edge/cli/bin.mjs", import.meta.url));
+const LOG_FILE = process.env.BENCH_SERVER_LOG;
 
 export interface SpawnedServer {
   child: ChildProcess;
@@ -61,6 +62,8 @@ export function spawnServer(o: SpawnOptions & { env: Record<string, string> }): 
     const onData = (chunk: Buffer): void => {
       const text = chunk.toString();
       if (o.verbose) process.stderr.write(text);
+      // BENCH_SERVER_LOG: keep every server's output (e.g. Node's --trace-gc lines) in one file.
+      if (LOG_FILE) appendFileSync(LOG_FILE, text.replace(/^/gm, `[${child.pid}] `));
       tail = (tail + text).slice(-4000);
       const m = /listening on (http:\/\/[^\s]+)/.exec(tail);
       if (!m?.[1]) return;

@@ -1,3 +1,4 @@
+import { channel } from "node:diagnostics_channel";
 import { Redis } from "ioredis";
 import { decodeEvent } from "../../core/codec.js";
 
@@ -12,6 +13,9 @@ export interface FollowedEvent {
   offset: string;
   json: string;
 }
+
+/** The ceiling's XREAD rounds, shaped as the fan-out's (edge/fanout/partition-reader.ts READ_CHANNEL). */
+const readChannel = channel("tributary:bench-follower:read");
 
 export class StreamFollower {
   private readonly redis: Redis;
@@ -42,6 +46,7 @@ export class StreamFollower {
     while (this.running) {
       const keys = [...this.last.keys()];
       let reply: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+      const issuedAt = readChannel.hasSubscribers ? performance.now() : 0;
       try {
         reply = (await this.redis.xreadBuffer("COUNT", 1000, "BLOCK", this.blockMs, "STREAMS", ...keys, ...keys.map((k) => this.last.get(k) ?? "0-0"))) as typeof reply;
       } catch {
@@ -50,6 +55,7 @@ export class StreamFollower {
         continue;
       }
       if (!reply) continue;
+      const repliedAt = issuedAt > 0 ? performance.now() : 0;
       const out: FollowedEvent[] = [];
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
@@ -69,6 +75,10 @@ export class StreamFollower {
         }
       }
       if (out.length > 0) this.onEvents(out);
+      if (issuedAt > 0 && readChannel.hasSubscribers) {
+        const ids = reply.flatMap(([, entries]) => entries.map((e) => e[0].toString()));
+        readChannel.publish({ issuedAt, repliedAt, publishedAt: performance.now(), ids });
+      }
     }
   }
 

@@ -123,6 +123,7 @@ export class Fanout {
   /** Read group → its XREAD loop (see PartitionReader: a partition on Cluster, else partition mod readLoops). */
   private readonly readers = new Map<number, PartitionReader>();
   private readonly readLoops: number;
+  private readonly pipelineReads: boolean;
   private readonly cluster: boolean;
   /** An array, not a Set: iterated once per event, changed only at start-up. */
   private observers: PublishObserver[] = [];
@@ -148,6 +149,7 @@ export class Fanout {
     const loops = o.readLoops ?? 1;
     if (!Number.isInteger(loops) || loops < 1) throw new RangeError(`readLoops must be ≥ 1, got ${loops}`);
     this.readLoops = Math.min(loops, o.partitions);
+    this.pipelineReads = o.pipelineReads ?? false;
   }
 
   /** Register a transport's encoder once at start-up, before any attach that names it. */
@@ -360,6 +362,7 @@ export class Fanout {
         blockMs: this.blockMs,
         count: this.pageSize,
         log: this.log,
+        pipeline: this.pipelineReads,
       });
       this.readers.set(group, r);
     }

@@ -1,3 +1,5 @@
+import { channel } from "node:diagnostics_channel";
+import { compareOffsets } from "../../core/envelope.js";
 import { tag } from "../../core/keys.js";
 import { errorMessage } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
@@ -36,6 +38,29 @@ export interface PartitionReaderOptions {
   blockMs: number;
   count: number;
   log: Logger | undefined;
+  /** Send the next read before publishing a reply (see loop) [false]. */
+  pipeline?: boolean;
+}
+
+/**
+ * Timestamps of every XREAD round for diagnostics (issue 5's latency tail: append → XREAD return →
+ * publish → client). Published only while something subscribes (`hasSubscribers`), so the read loop
+ * pays one property read per round otherwise. Message: {@link ReadRound}. bench/fanout/trace.mjs
+ * subscribes to it (and to the bench ceiling's own channel) when a run asks for a pipeline trace.
+ */
+export const READ_CHANNEL = "tributary:fanout:read";
+const readChannel = channel(READ_CHANNEL);
+
+export interface ReadRound {
+  /** The edge node (Fanout nodeId) and read group the round belongs to. */
+  nodeId: string;
+  group: number;
+  /** performance.now() when the XREAD was sent, when its reply reached JS, and when every entry of it was published. */
+  issuedAt: number;
+  repliedAt: number;
+  publishedAt: number;
+  /** Stream ids of the entries the round returned (wake-ups included), in reply order. */
+  ids: string[];
 }
 
 /** Wake-up streams live only while their node runs; the TTL removes those of crashed nodes. */
@@ -54,6 +79,8 @@ export class PartitionReader {
   private conn: RedisClient | undefined;
   private running: Promise<void> | undefined;
   private wakeSeen = "0-0";
+  /** A read a finished loop left in flight (see loop). */
+  private abandoned: Promise<void> | undefined;
   /** A wake-up is on its way for the read in flight: further changes before the next read need none. */
   private wakeSent = false;
   private stopped = false;
@@ -128,29 +155,19 @@ export class PartitionReader {
   }
 
   private async loop(): Promise<void> {
+    // A read the previous loop left in flight: let it end first (its reply is dropped; nothing of it
+    // was published, so the positions still point before it and the next read returns it again).
+    if (this.abandoned) {
+      await this.abandoned;
+      this.abandoned = undefined;
+    }
+    let next: PendingRead | undefined;
     while (!this.stopped && this.streams.size > 0) {
-      const conn = (this.conn ??= blockingConnection(this.o.redis, `tributary-fanout:${this.o.nodeId}:g${this.group}`));
-      if (this.keysStale) {
-        this.keysStale = false;
-        this.followed = [...this.streams.values()];
-        this.keys = [this.wakeKey, ...this.followed.map((s) => s.key)];
-      }
-      // Keys, then one id per key: where each stream's last published event is.
-      const n = this.followed.length;
-      const args: Array<string | number> = new Array(5 + 2 * (n + 1));
-      args[0] = "COUNT";
-      args[1] = this.o.count;
-      args[2] = "BLOCK";
-      args[3] = this.o.blockMs;
-      args[4] = "STREAMS";
-      for (let i = 0; i <= n; i++) args[5 + i] = this.keys[i] as string;
-      args[6 + n] = this.wakeSeen;
-      for (let i = 0; i < n; i++) args[7 + n + i] = (this.followed[i] as FollowedStream).position;
-      let reply: Array<[Buffer, RawEntry[]]> | null;
-      // This read covers every stream followed so far; only later changes need a new wake-up.
-      this.wakeSent = false;
+      const read = next ?? this.issue(undefined);
+      next = undefined;
+      let reply: XreadReply | null;
       try {
-        reply = (await (conn.xreadBuffer as (...a: Array<string | number>) => Promise<unknown>)(...args)) as Array<[Buffer, RawEntry[]]> | null;
+        reply = await read.reply;
         this.failures = 0;
       } catch (e) {
         if (this.stopped) return;
@@ -161,6 +178,14 @@ export class PartitionReader {
         continue;
       }
       if (reply === null) continue;
+      const repliedAt = read.issuedAt > 0 ? performance.now() : 0;
+      // Pipelined (opt-in): the next read goes out BEFORE this reply is published, starting after
+      // this reply's last entries, so Redis serves it while we publish. Exact: this reply is
+      // published right below, in this same synchronous step, so the next read starts where
+      // publishing will leave each position; publishEntries never goes backwards. Off by default:
+      // in the A/B of 2026-11-22 it gave smaller rounds (more XREADs, less SSE batching, more CPU
+      // per delivery) and no measurable latency gain on the shared machine (docs/fanout.md).
+      if (this.o.pipeline === true && !this.stopped && this.streams.size > 0) next = this.issue(reply);
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
         if (key === this.prefix + this.wakeKey) {
@@ -170,9 +195,71 @@ export class PartitionReader {
         }
         this.streams.get(key)?.publishEntries(entries);
       }
+      if (read.issuedAt > 0 && readChannel.hasSubscribers) {
+        const ids = reply.flatMap(([, entries]) => entries.map((e) => e[0].toString("latin1")));
+        readChannel.publish({ nodeId: this.o.nodeId, group: this.group, issuedAt: read.issuedAt, repliedAt, publishedAt: performance.now(), ids } satisfies ReadRound);
+      }
     }
+    if (next) this.abandoned = next.reply.then(noop, noop);
+  }
+
+  /**
+   * Send one blocking XREAD over every followed stream (and the wake stream). Each stream starts
+   * after its position — or, when `after` (the reply about to be published) holds entries of it,
+   * after the last of those.
+   */
+  private issue(after: XreadReply | undefined): PendingRead {
+    const conn = (this.conn ??= blockingConnection(this.o.redis, `tributary-fanout:${this.o.nodeId}:g${this.group}`));
+    if (this.keysStale) {
+      this.keysStale = false;
+      this.followed = [...this.streams.values()];
+      this.keys = [this.wakeKey, ...this.followed.map((s) => s.key)];
+    }
+    let lastOf: Map<string, string> | undefined;
+    if (after) {
+      lastOf = new Map();
+      for (const [keyBuf, entries] of after) {
+        const last = entries[entries.length - 1];
+        if (!last) continue;
+        const key = keyBuf.toString();
+        const id = last[0].toString("latin1");
+        if (key === this.prefix + this.wakeKey) this.wakeSeen = id;
+        else lastOf.set(key, id);
+      }
+    }
+    // Keys, then one id per key.
+    const n = this.followed.length;
+    const args: Array<string | number> = new Array(5 + 2 * (n + 1));
+    args[0] = "COUNT";
+    args[1] = this.o.count;
+    args[2] = "BLOCK";
+    args[3] = this.o.blockMs;
+    args[4] = "STREAMS";
+    for (let i = 0; i <= n; i++) args[5 + i] = this.keys[i] as string;
+    args[6 + n] = this.wakeSeen;
+    for (let i = 0; i < n; i++) {
+      const s = this.followed[i] as FollowedStream;
+      const last = lastOf?.get(this.prefix + s.key);
+      args[7 + n + i] = last !== undefined && compareOffsets(last, s.position) > 0 ? last : s.position;
+    }
+    // This read covers every stream followed so far; only later changes need a new wake-up.
+    this.wakeSent = false;
+    const issuedAt = readChannel.hasSubscribers ? performance.now() : 0;
+    const reply = (conn.xreadBuffer as (...a: Array<string | number>) => Promise<unknown>)(...args) as Promise<XreadReply | null>;
+    // Awaited by the loop; until then (while the previous reply is published) a rejection must not
+    // count as unhandled.
+    reply.catch(noop);
+    return { reply, issuedAt };
   }
 }
+
+type XreadReply = Array<[Buffer, RawEntry[]]>;
+interface PendingRead {
+  reply: Promise<XreadReply | null>;
+  /** performance.now() when sent, 0 when nobody traces (see READ_CHANNEL). */
+  issuedAt: number;
+}
+const noop = (): void => undefined;
 
 /**
  * A duplicate for blocking reads, named so operators can tell fan-out readers apart in CLIENT LIST.

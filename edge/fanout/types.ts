@@ -56,6 +56,12 @@ export interface FanoutOptions {
    * Redis Cluster always reads one partition per loop (an XREAD cannot span slots).
    */
   readLoops?: number;
+  /**
+   * Send each blocking read's successor before publishing its reply, so Redis serves it meanwhile
+   * (docs/fanout.md, "Pipelined rounds"). Default false (one round trip after the other, as the
+   * bare ceiling loop does): the A/B did not show it paying for its smaller rounds.
+   */
+  pipelineReads?: boolean;
 }
 
 /** A client as the fan-out sees it. Every callback is synchronous and must never throw or block. */

@@ -12,6 +12,13 @@ import { DRAIN_PROBE, OPEN_FRAME, PING_FRAME } from "./frame.js";
  * queue at most `maxBufferedBytes`, so a connection never holds more than about twice the bound; a
  * client that lets the queue pass the bound is cut off and resumes with Last-Event-ID. Nothing here
  * ever waits for a client.
+ *
+ * Frames handed over in one synchronous run (every event of one XREAD reply, a catch-up page) reach
+ * uWS as ONE corked write per response, made in a microtask right after that run — before any I/O
+ * callback, so no later than the per-frame writes were and with nothing reordered. One write (and
+ * one send syscall) per client per batch instead of per event is what lets SSE fan-out keep up
+ * with the bare per-event loop at high rates (issue 5: `send` was half the edge's busy time). A
+ * batch that grows past the bound is written at once, so uWS still holds at most about one bound.
  */
 export interface SseStreamOptions {
   maxBufferedBytes: number;
@@ -34,6 +41,16 @@ function writeOutgoing(): void {
   s.wroteOutgoing(s.res.write(outgoingFrame));
 }
 
+/** Streams with a batch waiting for the end of the current synchronous run (see the header). */
+let dirty: SseStream[] = [];
+let flushQueued = false;
+function flushDirty(): void {
+  flushQueued = false;
+  const streams = dirty;
+  dirty = [];
+  for (let i = 0; i < streams.length; i++) (streams[i] as SseStream).flushBatch();
+}
+
 export class SseStream {
   readonly res: HttpResponse;
   private readonly maxBufferedBytes: number;
@@ -43,6 +60,9 @@ export class SseStream {
   /** Frames waiting (before open, or while backpressured); allocated on first need. */
   private queue: string[] | undefined;
   private queuedBytes = 0;
+  /** Frames of the current synchronous run, written together by flushDirty (undefined = none). */
+  private batch: string | undefined;
+  private batchBytes = 0;
   private opened = false;
   private backpressured = false;
   private closedFlag = false;
@@ -98,7 +118,10 @@ export class SseStream {
     this.res.onWritable(() => this.onWritable());
   }
 
-  /** Queue or write one frame; false when the client is over its bound (the caller then closes). */
+  /**
+   * Queue or batch one frame; false when the client is over its bound (the caller then closes).
+   * The frame goes out with the rest of the current synchronous run's frames (see the header).
+   */
   send(frame: string): boolean {
     if (this.closedFlag) return false;
     if (!this.opened || this.backpressured) {
@@ -106,15 +129,43 @@ export class SseStream {
       this.queuedBytes += Buffer.byteLength(frame);
       return this.queuedBytes <= this.maxBufferedBytes;
     }
+    if (this.batch === undefined) {
+      this.batch = frame;
+      this.batchBytes = Buffer.byteLength(frame);
+      dirty.push(this);
+      if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(flushDirty);
+      }
+    } else {
+      // A rope: V8 flattens it once, when uWS reads it.
+      this.batch += frame;
+      this.batchBytes += Buffer.byteLength(frame);
+    }
+    // A run larger than the bound (a long catch-up page) goes out now: uWS must not be handed more
+    // than about one bound, and the write's result tells whether the following frames must queue.
+    if (this.batchBytes > this.maxBufferedBytes) this.flushBatch();
+    return true;
+  }
+
+  /** Write the current batch (flushDirty, or an oversized run). A no-op once closed or flushed. */
+  flushBatch(): void {
+    const frames = this.batch;
+    if (frames === undefined) return;
+    this.batch = undefined;
+    this.batchBytes = 0;
+    if (this.closedFlag) return;
     outgoingStream = this;
-    outgoingFrame = frame;
+    outgoingFrame = frames;
     try {
       this.res.cork(writeOutgoing);
+    } catch {
+      // A response uWS already closed (its abort not yet delivered): onAborted cleans up.
+      this.backpressured = true;
     } finally {
       outgoingStream = undefined;
       outgoingFrame = "";
     }
-    return true;
   }
 
   /**
@@ -134,7 +185,7 @@ export class SseStream {
 
   /** Heartbeat; skipped while frames are queued (the connection is not idle then). */
   ping(): void {
-    if (this.closedFlag || !this.opened || this.backpressured) return;
+    if (this.closedFlag || !this.opened || this.backpressured || this.batch !== undefined) return;
     this.res.cork(() => {
       this.backpressured = !this.res.write(PING_FRAME);
     });
@@ -146,6 +197,7 @@ export class SseStream {
     this.closedFlag = true;
     this.queue = undefined;
     this.queuedBytes = 0;
+    this.batch = undefined;
     this.settleWaiters(false);
     this.res.close();
   }
@@ -155,6 +207,7 @@ export class SseStream {
     this.closedFlag = true;
     this.queue = undefined;
     this.queuedBytes = 0;
+    this.batch = undefined;
     this.settleWaiters(false);
   }
 

@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { compareOffsets, type Envelope } from "../../core/envelope.js";
@@ -11,6 +12,7 @@ import { createFileBlobStore } from "../../core/blob/file-store.js";
 import { createArchivedEventReader } from "../../core/redis/archived-reader.js";
 import { createArchiver } from "../../core/redis/archiver.js";
 import { Fanout, olderEventsFrom } from "../../edge/fanout/index.js";
+import { READ_CHANNEL, type ReadRound } from "../../edge/fanout/partition-reader.js";
 import { REDIS_MODES, masters, testRedis, type TestRedis } from "../support/redis.js";
 import { Appender, RecordingSink, TopicSink, Topics, newConversationId, offsetEncoder } from "./fanout-support.js";
 
@@ -402,6 +404,83 @@ describe.each(REDIS_MODES)("fan-out on %s Redis", (mode) => {
       expect(f2.seq).toBe(4);
     } finally {
       await f2.stop();
+    }
+  });
+
+  it.each([
+    [true, 2],
+    [false, 1],
+  ])("pipelineReads %s: reads in flight while a reply is published = %i; every event once, in order", async (pipelineReads, expected) => {
+    const app = new Appender(store, newConversationId());
+    // Count the XREADs the fan-out's blocking connection sends (it is a duplicate of this client).
+    let calls = 0;
+    const client = r.client as unknown as { duplicate: (...a: unknown[]) => { xreadBuffer: (...a: unknown[]) => Promise<unknown> } };
+    const duplicate = client.duplicate;
+    client.duplicate = (...a: unknown[]) => {
+      const c = duplicate.apply(r.client, a);
+      const xread = c.xreadBuffer.bind(c);
+      c.xreadBuffer = (...args: unknown[]) => {
+        calls++;
+        return xread(...args);
+      };
+      return c;
+    };
+    // No read times out in this test (blockMs ≫ its length), so every XREAD but the one in flight
+    // ends in a published round: while a reply is published, calls − rounds is 2 when the next read
+    // was already sent (pipelined, opt-in), 1 when it was not (the default).
+    const f3 = new Fanout({ redis: r.client, partitions: PARTITIONS, blockMs: 60_000, nodeId: "pipelined", pipelineReads });
+    f3.registerEncoder("off", offsetEncoder);
+    let rounds = 0;
+    const onRound = (m: unknown): void => {
+      if ((m as ReadRound).nodeId === "pipelined") rounds++;
+    };
+    subscribe(READ_CHANNEL, onRound);
+    const inFlight: number[] = [];
+    const s = new RecordingSink("off");
+    const deliver = s.deliver.bind(s);
+    s.deliver = (frame, env) => {
+      inFlight.push(calls - rounds);
+      return deliver(frame, env);
+    };
+    try {
+      await f3.attach(app.conversationId, null, s);
+      const live: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        live.push(...(await app.append(3)));
+        await waitFor(() => expect(s.frames.length).toBe(live.length));
+      }
+      expect(s.frames).toEqual(live);
+      expect(inFlight.length).toBe(12);
+      for (const x of inFlight) expect(x).toBe(expected);
+    } finally {
+      unsubscribe(READ_CHANNEL, onRound);
+      client.duplicate = duplicate;
+      await f3.stop();
+    }
+  });
+
+  it("reports each XREAD round on its diagnostics channel (ids returned, reply and publish times) once subscribed", async () => {
+    const app = new Appender(store, newConversationId());
+    const rounds: ReadRound[] = [];
+    const onRound = (m: unknown): void => {
+      rounds.push(m as ReadRound);
+    };
+    subscribe(READ_CHANNEL, onRound);
+    try {
+      const s = new RecordingSink("off");
+      const att = await fanout.attach(app.conversationId, null, s);
+      const live = await app.append(5);
+      await waitFor(() => expect(s.frames.length).toBe(5));
+      // Every delivered id was reported by the round that returned it, after it was read and published.
+      const reported = rounds.flatMap((r) => r.ids);
+      for (const o of live) expect(reported).toContain(o);
+      for (const r of rounds) {
+        expect(r.issuedAt).toBeLessThanOrEqual(r.repliedAt);
+        expect(r.repliedAt).toBeLessThanOrEqual(r.publishedAt);
+      }
+      att.detach();
+    } finally {
+      unsubscribe(READ_CHANNEL, onRound);
     }
   });
 });
