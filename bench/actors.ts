@@ -10,7 +10,7 @@
  * 2. Rehydration of an actor with 10,000 events: from the whole stream vs. from the latest
  *    snapshot (file blob store) plus the tail; p50/p99 over repeated loads.
  *
- *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--lifecycle]
+ *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--warmup 5] [--lifecycle]
  *                           [--workload new|returning] [--messages 5]   (--commands 0 / --loads 0: skip that part)
  *
  * Workloads: `new` (default) — every command is the first message of a new user (a new ledger: reset
@@ -57,6 +57,8 @@ const COMMANDS = arg("--commands", 20_000);
 const CONCURRENCY = arg("--concurrency", 256);
 const EVENTS = arg("--events", 10_000);
 const LOADS = arg("--loads", 200);
+/** Untimed loads before each timed series: a worker process is warm (JIT, first snapshot decode). */
+const WARMUP = arg("--warmup", 5);
 const WORKLOAD: string = argv.includes("--workload") ? (argv[argv.indexOf("--workload") + 1] ?? "") : "new";
 if (WORKLOAD !== "new" && WORKLOAD !== "returning") {
   console.error("bench: --workload new|returning");
@@ -275,6 +277,7 @@ async function rehydration(): Promise<{ events: number; full: Phases; snapshot: 
           }
         },
       };
+      for (let i = 0; i < WARMUP; i++) await new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, reader, snapshots, log }).rehydrate(id);
       const rows: Array<{ total: number; blob: number; read: number; fold: number; gc: number; start: number; end: number }> = [];
       for (let i = 0; i < LOADS; i++) {
         const repo = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, reader, snapshots, log });
