@@ -1,13 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createFileBlobStore } from "../../core/blob/index.js";
 import { createLogger } from "../../core/logger.js";
-import { createArchivedEventReader } from "../../core/redis/archived-reader.js";
 import { createArchiver } from "../../core/redis/archiver.js";
-import { createRedisEventStore } from "../../core/redis/event-store.js";
-import { ActorWorker, CommandApi, CommandBus, ReplyListener, allPartitionsOwnership } from "../../actors/runtime/index.js";
+import { startArchiveWorker, type ArchiveWorker } from "../support/archive-worker.js";
 import { testRedis, type TestRedis } from "../support/redis.js";
 
 /**
@@ -16,46 +10,21 @@ import { testRedis, type TestRedis } from "../support/redis.js";
  */
 describe("a repeat after the archive took the first message", () => {
   let r: TestRedis;
-  let dir: string;
-  let worker: ActorWorker;
-  let replies: ReplyListener;
+  let w: ArchiveWorker | undefined;
   const log = createLogger("silent");
   const P = 4;
 
   beforeAll(async () => {
     r = await testRedis("single");
-    dir = mkdtempSync(join(tmpdir(), "tributary-repeat-"));
   });
   afterAll(async () => {
-    await worker?.stop(100);
-    await replies?.stop();
+    await w?.stop();
     await r?.cleanup();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("answers 200 with the original ids and offset", async () => {
-    const blobs = createFileBlobStore(dir);
-    const store = createRedisEventStore(r.client, { partitions: P, idemTtlMs: 60_000 });
-    worker = new ActorWorker({
-      config: { PARTITIONS: P, MAX_DELIVERIES: 3, SNAPSHOT_EVERY: 100, SIM_MAX_TOKENS: 8 },
-      redis: r.client,
-      store,
-      reader: createArchivedEventReader(r.client, blobs, P),
-      blobs,
-      responder: {
-        async *stream() {
-          yield { kind: "delta" as const, text: "hi" };
-          yield { kind: "done" as const, finishReason: "stop", usage: { inputTokens: 2, outputTokens: 1 } };
-        },
-      },
-      ownership: allPartitionsOwnership(P),
-      log,
-      consumer: { blockMs: 100, retryBaseMs: 50 },
-    });
-    await worker.start();
-    replies = new ReplyListener(r.duplicate(), log);
-    replies.start();
-    const api = new CommandApi(new CommandBus(r.client, P, replies), worker.ledgerPort);
+    w = await startArchiveWorker(r, { partitions: P, snapshotEvery: 100 });
+    const { api, store, blobs } = w;
     const conv = await api.createConversation({ tenantId: "t", userId: "u", projectId: undefined });
     const first = await api.postMessage({ conversationId: conv.id, tenantId: "t", userId: "u", tier: "registered", text: "hello", clientMessageId: "m1" });
     expect(first.kind).toBe("accepted");
