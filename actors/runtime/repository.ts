@@ -294,16 +294,11 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
 
   /** Offset of the event with `version`, read through the history reader (archive + Redis). */
   async offsetOfVersion(id: string, version: number): Promise<string | undefined> {
-    let from = "0";
-    for (;;) {
-      const page = await this.reader.read(this.ref(id), { from, limit: PAGE });
-      for (const e of page) {
-        if (e.version === version) return e.offset;
-        if (e.version > version) return undefined;
-      }
-      if (page.length < PAGE) return undefined;
-      from = page[page.length - 1]?.offset ?? from;
+    for await (const e of this.history(id)) {
+      if (e.version === version) return e.offset;
+      if (e.version > version) return undefined;
     }
+    return undefined;
   }
 
   /** Every event of the stream, oldest first, through the history reader (archive + Redis), a page at a time. */
