@@ -3,7 +3,7 @@ import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from "xstate";
 import { describe, expect, it } from "vitest";
 import { TributaryError } from "../../core/errors.js";
 import { SessionEvents } from "../../core/events/session.js";
-import { conversationDecider, ConversationDomainEvents, type ConversationState } from "../../actors/conversation/index.js";
+import { conversationDecider, ConversationDomainEvents } from "../../actors/conversation/index.js";
 import type { DecidedEvent, Decision } from "../../actors/decider.js";
 import { budgetDecider, ledgerDecider, type LedgerState } from "../../actors/ledger/decider.js";
 import { budgetToStored, storedToNeutral, userToStored } from "../../actors/ledger/events.js";
@@ -11,7 +11,7 @@ import type { NeutralCommand, NeutralEvent } from "../../actors/ledger/machine.j
 import { decideWithInterpreter as decideWith, evolveWith } from "../../actors/machine-decider.js";
 import { plannedPairs } from "../../actors/machine-plan.js";
 import { derivedEventTypes } from "../../actors/machine-evolve.js";
-import { sessionDecider, type SessionState } from "../../actors/session/index.js";
+import { sessionDecider } from "../../actors/session/index.js";
 
 /**
  * The deciders decide and fold with tables derived from their machine's definition
@@ -28,6 +28,38 @@ function sameState(machine: AnyStateMachine, fast: AnyMachineSnapshot, slow: Any
   expect(fast._nodes.map((n) => n.id)).toStrictEqual(slow._nodes.map((n) => n.id));
   expect([...fast.tags]).toStrictEqual([...slow.tags]);
   expect(machine.getPersistedSnapshot(fast)).toStrictEqual(machine.getPersistedSnapshot(slow));
+}
+
+/** What `sideBySide` needs of a decider whose commands map 1:1 to machine events (`cmd.<type>`). */
+interface SideBySideDecider<S extends AnyMachineSnapshot> {
+  machine: AnyStateMachine;
+  initialState(): S;
+  parseCommand(raw: unknown): { type: string };
+  decide(command: never, state: S): unknown;
+  evolve(state: S, event: never): S;
+  parseEvent(raw: unknown): unknown;
+}
+
+/**
+ * Run `raws` through the decider (tables) and through the interpreter side by side: at every step
+ * the same decision and, after each accepted command, the same state.
+ */
+function sideBySide<S extends AnyMachineSnapshot>(d: SideBySideDecider<S>, raws: readonly unknown[]): void {
+  const decide = d.decide as (command: unknown, state: S) => unknown;
+  const evolve = d.evolve as (state: S, event: unknown) => S;
+  let fast = d.initialState();
+  let slow = d.initialState();
+  for (const raw of raws) {
+    const command = d.parseCommand(raw);
+    const byMachine = decideWith(d.machine, slow, { type: `cmd.${command.type}`, cmd: command } as EventObject);
+    expect(decide(command, fast)).toStrictEqual(byMachine);
+    if (!byMachine.ok) continue;
+    for (const e of byMachine.events) {
+      fast = evolve(fast, d.parseEvent(e));
+      slow = evolveWith(d.machine, slow, e as EventObject) as S;
+    }
+    sameState(d.machine, fast, slow);
+  }
 }
 
 const day0 = Date.parse("2026-11-21T22:00:00.000Z");
@@ -85,19 +117,7 @@ describe("derived evolve ≡ the machine's evolve", () => {
     const d = conversationDecider;
     fc.assert(
       fc.property(fc.array(conversationCommand, { maxLength: 60 }), (commands) => {
-        let fast: ConversationState = d.initialState();
-        let slow: ConversationState = d.initialState();
-        for (const raw of [{ type: "create", at: "2026-11-21T22:00:00.000Z", ownerId: "u", tenantId: "t" }, ...commands]) {
-          const command = d.parseCommand(raw);
-          const byMachine = decideWith(d.machine, slow, { type: `cmd.${command.type}`, cmd: command } as EventObject);
-          expect(d.decide(command, fast)).toStrictEqual(byMachine);
-          if (!byMachine.ok) continue;
-          for (const e of byMachine.events) {
-            fast = d.evolve(fast, d.parseEvent(e));
-            slow = evolveWith(d.machine, slow, e as EventObject);
-          }
-          sameState(d.machine, fast, slow);
-        }
+        sideBySide(d, [{ type: "create", at: "2026-11-21T22:00:00.000Z", ownerId: "u", tenantId: "t" }, ...commands]);
       }),
       { numRuns: 300 },
     );
@@ -115,19 +135,7 @@ describe("derived evolve ≡ the machine's evolve", () => {
     );
     fc.assert(
       fc.property(fc.array(command, { maxLength: 30 }), (commands) => {
-        let fast: SessionState = d.initialState();
-        let slow: SessionState = d.initialState();
-        for (const raw of commands) {
-          const c = d.parseCommand(raw);
-          const byMachine = decideWith(d.machine, slow, { type: `cmd.${c.type}`, cmd: c } as EventObject);
-          expect(d.decide(c, fast)).toStrictEqual(byMachine);
-          if (!byMachine.ok) continue;
-          for (const e of byMachine.events) {
-            fast = d.evolve(fast, d.parseEvent(e));
-            slow = evolveWith(d.machine, slow, e as EventObject);
-          }
-          sameState(d.machine, fast, slow);
-        }
+        sideBySide(d, commands);
       }),
       { numRuns: 200 },
     );
