@@ -1,7 +1,7 @@
 import { TributaryError } from "../errors.js";
 import type { AppendResult } from "../event-store.js";
-import { groupCall, parseGroupReplies, type GroupAppend, type GroupShared } from "./append-group.js";
-import type { RedisClient } from "./connection.js";
+import { encodeGroupCall, groupCall, groupFrameParts, parseGroupReplies, type GroupAppend, type GroupFrameParts, type GroupShared } from "./append-group.js";
+import { isCluster, type RedisClient } from "./connection.js";
 import { LuaScript } from "./lua-script.js";
 
 /**
@@ -20,12 +20,29 @@ export interface GroupCallOptions {
   replicaTimeoutMs: number;
 }
 
+/** The encoded constant parts of a store's calls, made on its first call (per key prefix). */
+const frameParts = new WeakMap<GroupShared, GroupFrameParts>();
+
+function partsFor(shared: GroupShared, keyPrefix: string): GroupFrameParts {
+  let parts = frameParts.get(shared);
+  if (parts === undefined || parts.keyPrefix !== keyPrefix) {
+    parts = groupFrameParts(shared, keyPrefix);
+    frameParts.set(shared, parts);
+  }
+  return parts;
+}
+
 export async function callAppendGroup(
   redis: RedisClient,
   shared: GroupShared,
   appends: GroupAppend[],
   o: GroupCallOptions,
 ): Promise<Array<AppendResult | Error>> {
+  if (o.durability === "local" && !isCluster(redis)) {
+    // The hot path: the call's arguments encoded straight into one frame (core/redis/resp-args.ts).
+    const args = encodeGroupCall(partsFor(shared, redis.options.keyPrefix ?? ""), appends);
+    return parseGroupReplies(appends, await APPEND_GROUP_SCRIPT.sendArgs(redis, args));
+  }
   const { keys, args } = groupCall(shared, appends);
   if (o.durability === "local") return parseGroupReplies(appends, await APPEND_GROUP_SCRIPT.send(redis, keys, args));
 

@@ -1,5 +1,6 @@
 import { TributaryError, VersionConflictError } from "../errors.js";
 import type { AppendResult } from "../event-store.js";
+import { RespArgs } from "./resp-args.js";
 import { StaleHeadError } from "./scripts.js";
 
 /**
@@ -60,6 +61,72 @@ export function groupCall(shared: GroupShared, appends: readonly GroupAppend[]):
     for (const e of a.events) args.push(e.bytes, e.hash);
   }
   return { keys, args };
+}
+
+/**
+ * What every call of one store (and one client key prefix) sends alike, RESP-encoded once: the TTL,
+ * P, and each partition's log and id-sequence keys with the prefix.
+ */
+export interface GroupFrameParts {
+  keyPrefix: string;
+  prefix: Buffer | undefined;
+  ttl: Buffer;
+  partitions: Buffer;
+  logs: Buffer[];
+  idseqs: Buffer[];
+  /** Scratch for `encodeGroupCall`: a partition's index in the call (0 = not yet in it). */
+  gOf: Int32Array;
+}
+
+export function groupFrameParts(shared: GroupShared, keyPrefix = ""): GroupFrameParts {
+  const prefixed = (k: string): Buffer => RespArgs.bulk(keyPrefix + k);
+  return {
+    keyPrefix,
+    prefix: keyPrefix ? Buffer.from(keyPrefix, "utf8") : undefined,
+    ttl: RespArgs.bulk(String(Math.max(0, Math.floor(shared.idemTtlMs)))),
+    partitions: RespArgs.bulk(String(shared.partitions)),
+    logs: shared.logs.map(prefixed),
+    idseqs: shared.idseqs.map(prefixed),
+    gOf: new Int32Array(shared.partitions),
+  };
+}
+
+/**
+ * `groupCall`'s `numkeys, KEYS…, ARGV…` (the arguments after the script's sha), encoded straight
+ * into one buffer, KEYS with the client's key prefix: the same bytes ioredis would write for
+ * `evalsha(sha, keys.length, ...keys, ...args)` (test/core/resp-args.unit.spec.ts), without the
+ * argument arrays, the prefixed key strings and ioredis's per-argument encoding.
+ */
+export function encodeGroupCall(parts: GroupFrameParts, appends: readonly GroupAppend[]): RespArgs {
+  const gOf = parts.gOf;
+  const order: number[] = [];
+  let size = 64;
+  const pre = parts.prefix ? parts.prefix.length : 0;
+  for (const a of appends) {
+    if (gOf[a.partition] === 0) {
+      order.push(a.partition);
+      gOf[a.partition] = order.length;
+    }
+    size += a.stream.length + a.meta.length + a.idem.length + 3 * pre + a.prevHash.length + 64;
+    for (const e of a.events) size += e.bytes.length + e.hash.length + 16;
+  }
+  for (const p of order) size += (parts.logs[p] as Buffer).length + (parts.idseqs[p] as Buffer).length + 16;
+  const out = new RespArgs(size);
+  try {
+    out.int(2 * order.length + 3 * appends.length);
+    for (const p of order) out.encoded(parts.logs[p] as Buffer).encoded(parts.idseqs[p] as Buffer);
+    for (const a of appends) out.string(a.stream, parts.prefix).string(a.meta, parts.prefix).string(a.idem, parts.prefix);
+    out.encoded(parts.ttl).encoded(parts.partitions).int(order.length);
+    for (const p of order) out.int(p);
+    out.int(appends.length);
+    for (const a of appends) {
+      out.int(gOf[a.partition] as number).int(a.expectedVersion).string(a.prevHash).int(a.events.length);
+      for (const e of a.events) out.bytes(e.bytes).string(e.hash);
+    }
+  } finally {
+    for (const p of order) gOf[p] = 0;
+  }
+  return out;
 }
 
 const asInt = (v: unknown): number => {

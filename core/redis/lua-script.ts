@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Command } from "ioredis";
+import { Command, type Redis } from "ioredis";
 import { isCluster, type RedisClient } from "./connection.js";
+import { FrameCommand, RespArgs } from "./resp-args.js";
 
 /**
  * A Lua script kept in its own file (STYLE §6), run by EVALSHA with a fallback to EVAL on
@@ -10,12 +11,16 @@ import { isCluster, type RedisClient } from "./connection.js";
  */
 export class LuaScript {
   readonly sha: string;
+  /** `EVALSHA <sha>` and `EVAL <source>` as RESP bulk strings, for `sendArgs`. */
+  private readonly shaHead: Buffer;
+  private evalHead: Buffer | undefined;
 
   constructor(
     readonly name: string,
     readonly source: string,
   ) {
     this.sha = createHash("sha1").update(source).digest("hex");
+    this.shaHead = Buffer.concat([RespArgs.bulk("evalsha"), RespArgs.bulk(this.sha)]);
   }
 
   /** Load `core/redis/scripts/<file>` (the folder every script of the Redis adapter lives in). */
@@ -38,6 +43,21 @@ export class LuaScript {
     } catch (e) {
       if (!(e instanceof Error) || !e.message.startsWith("NOSCRIPT")) throw e;
       return await redis.sendCommand(new Command("eval", [this.source, keys.length, ...keys, ...args], opts));
+    }
+  }
+
+  /**
+   * `send` for arguments already encoded (`numkeys, KEYS…, ARGV…`, KEYS with the client's key
+   * prefix), on a single Redis: the frame goes through the client's queue as one FrameCommand,
+   * written at once. Replies are not decoded to strings: bulk strings come back as Buffers.
+   */
+  async sendArgs(redis: Redis, args: RespArgs): Promise<unknown> {
+    try {
+      return await redis.sendCommand(new FrameCommand("evalsha", args.frame(this.shaHead, 2)));
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith("NOSCRIPT")) throw e;
+      this.evalHead ??= Buffer.concat([RespArgs.bulk("eval"), RespArgs.bulk(this.source)]);
+      return await redis.sendCommand(new FrameCommand("eval", args.frame(this.evalHead, 2)));
     }
   }
 
