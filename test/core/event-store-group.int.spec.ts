@@ -6,6 +6,8 @@ import { TributaryError, VersionConflictError } from "../../core/errors.js";
 import type { AppendResult } from "../../core/event-store.js";
 import { keys, streamKeys, type StreamRef } from "../../core/keys.js";
 import { createRedisEntrySource, type RedisEntrySource } from "../../core/redis/entry-source.js";
+import { groupCall, type GroupAppend } from "../../core/redis/append-group.js";
+import { APPEND_GROUP_SCRIPT } from "../../core/redis/append-group-call.js";
 import { createRedisEventStore, type RedisEventStore } from "../../core/redis/event-store.js";
 import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
 import { conversationInPartition } from "../support/streams.js";
@@ -225,4 +227,32 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     const raw = await r.client.xrangeBuffer(streamKeys(s, PARTITIONS).stream, "-", "+");
     return raw[i]?.[1][1] as Buffer;
   }
+  it("the script reads its number arguments as before: other decimal texts ('01', '1.0') give the same outcomes as the writer's own", async () => {
+    // append-group.lua skips `tonumber` for the texts the writer sends ("1", the stored version);
+    // any other text of the same number must still be read as that number.
+    const [X, Y] = [convIn(1), convIn(1)] as [StreamRef, StreamRef];
+    const one = (ref: StreamRef, expectedVersion: number, prevHash: string, tag: string): GroupAppend => {
+      const sk = streamKeys(ref, PARTITIONS);
+      const bytes = Buffer.from(tag);
+      return { partition: 1, stream: sk.stream, meta: sk.meta, idem: keys.idem(1, `${ref.kind}:${ref.id}:${tag}`), expectedVersion, prevHash, events: [{ bytes, hash: chainHash(prevHash, bytes) }] };
+    };
+    const a = one(X, 0, GENESIS_HASH, "a");
+    const b = one(X, 1, a.events[0]?.hash as string, "b");
+    const c = one(Y, 0, GENESIS_HASH, "c");
+    const d = one(X, 1, b.events[0]?.hash as string, "d");
+    const shared = { idemTtlMs: 60_000, partitions: PARTITIONS, logs: [0, 1, 2, 3].map((p) => keys.log(p)), idseqs: [0, 1, 2, 3].map((p) => keys.idseq(p)) };
+    const { keys: ks, args } = groupCall(shared, [a, b, c, d]);
+    // Per append: g, expected, prev, n, bytes, hash — after TTL, P, G, p, count.
+    const texts = args.map((x) => (typeof x === "number" ? String(x) : x));
+    texts.splice(5, 4, "01", "0.0", a.prevHash, "1.0"); // a: g, expected and n in other texts
+    texts.splice(11, 2, "1", "1"); // b: the writer's own texts
+    texts.splice(17, 4, "1.0", "00", c.prevHash, "01"); // c
+    texts.splice(23, 2, "1", "1.0"); // d: a stale expected version in another text → CONFLICT
+    const reply = (await APPEND_GROUP_SCRIPT.send(r.client, ks, texts)) as unknown[][];
+    expect(reply.map((x) => x[0])).toEqual([0, 0, 0, -1]);
+    expect(reply[3]).toEqual([-1, 2]);
+    expect(await store.head(X)).toMatchObject({ version: 2, hash: b.events[0]?.hash, lastOffset: reply[1]?.[1] });
+    expect(await store.head(Y)).toMatchObject({ version: 1, hash: c.events[0]?.hash, lastOffset: reply[2]?.[1] });
+    expect(await r.client.xlen(streamKeys(X, PARTITIONS).stream)).toBe(2);
+  });
 });
