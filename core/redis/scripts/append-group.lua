@@ -91,9 +91,10 @@ local function readClock(g)
   end
   local ms, k = now, 0
   local seqMs, seqK = string.match(redis.call('GET', KEYS[2 * g]) or '', '^(%d+):(%d+)$')
-  seqMs, seqK = tonumber(seqMs), tonumber(seqK)
-  -- k is the next free slot; the partition's last (ms, k) may be ahead of TIME after a clock step back.
-  if seqMs and seqMs >= ms then ms, k = seqMs, seqK + 1 end
+  seqMs = tonumber(seqMs)
+  -- k is the next free slot; the partition's last (ms, k) may be ahead of TIME after a clock step
+  -- back, or in the same ms (k is converted only then).
+  if seqMs and seqMs >= ms then ms, k = seqMs, tonumber(seqK) + 1 end
   msOf[g], kOf[g], msTextOf[g] = ms, k, tostring(int(ms))
 end
 
