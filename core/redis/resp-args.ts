@@ -64,7 +64,7 @@ export class RespArgs {
     this.ensure(n + p + 24);
     this.header(n + p);
     if (prefix) {
-      prefix.copy(this.buf, this.pos);
+      this.buf.set(prefix, this.pos);
       this.pos += p;
     }
     this.pos += this.buf.write(s, this.pos, n, "utf8");
@@ -99,7 +99,7 @@ export class RespArgs {
   /** An argument already encoded as a RESP bulk string (see `RespArgs.bulk`). */
   encoded(bulk: Buffer): this {
     this.ensure(bulk.length);
-    bulk.copy(this.buf, this.pos);
+    this.buf.set(bulk, this.pos);
     this.pos += bulk.length;
     this.count++;
     return this;
