@@ -6,6 +6,8 @@
  *
  *   npx tsx bench/append-ab.ts --base /work/wt-base [--writers 1,8,64] [--seconds 1.5] [--rounds 5]
  *
+ * (`--base`: a checkout with its own `npm ci`, e.g. `git worktree add --detach /work/wt-base main`.)
+ *
  * Per round: raw XADD, then base and this checkout's store (order alternating per round), then raw
  * XADD again; an append rate's ratio is to the mean of the two raw rates around it. Each store runs
  * on its own checkout's ioredis client (same options as bench/append.ts: auto-pipelining, a key
