@@ -9,7 +9,8 @@
  *   tributary-sse  Tributary's SSE fan-out (`tributary edge`)
  *
  *   npx tsx bench/fanout/run.ts [--servers a,b,…] [--layouts 1000x100,5000x500] [--rates 10000,40000]
- *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6]
+ *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6] [--refine 2]
+ *       [--warmup 3] [--warmup-rate 10000]
  *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR] [--trace DIR]
  *   (`--rates 0` without `--search` skips the loaded runs: `--idle` alone)
  *
@@ -23,7 +24,8 @@
  * `bench:<hex>:` key prefix that is deleted at the end. Loopback only; every step is bounded.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Redis } from "ioredis";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +33,7 @@ import { signToken } from "../../edge/auth/sign.js";
 import { ClientPool } from "../clients/pool.js";
 import type { ClientKind, WorkerSpec } from "../clients/protocol.js";
 import { measure, quiesce, toRunResult } from "../lib/measure.js";
-import { sampleProc } from "../lib/proc.js";
+import { cpuShare, sampleProc } from "../lib/proc.js";
 import { deletePrefix } from "../lib/redis-cleanup.js";
 import { newDeploymentEnv, removeDir, spawnServer, type SpawnedServer } from "../lib/spawn.js";
 import { toMarkdown } from "../report/markdown.js";
@@ -62,6 +64,12 @@ const SEARCH = argv.includes("--search");
 const SEARCH_FROM = Number(arg("--search-from", "5000"));
 const SEARCH_MAX = Math.min(1_000_000, Number(arg("--search-max", "300000")));
 const SEARCH_STEPS = Math.min(10, Number(arg("--search-steps", "6")));
+const STEP_FACTOR = 1.6;
+/** An unmeasured interval at WARMUP_RATE before the first measured one (see measureLayout); 0 = none. */
+const WARMUP_SECONDS = Math.max(0, Math.min(10, Number(arg("--warmup", "3"))));
+const WARMUP_RATE = Number(arg("--warmup-rate", "10000"));
+/** Bisection steps between the last passing and the first failing rate of the search (see measureLayout). */
+const REFINE = Math.max(0, Math.min(4, Number(arg("--refine", "2"))));
 const IDLE = Math.min(20_000, Number(arg("--idle", "0")));
 const WORKERS = Math.min(8, Number(arg("--workers", "3")));
 const OUT = arg("--out", "bench-results/fanout");
@@ -72,6 +80,7 @@ const PARTITIONS = 16;
 const TENANT = "bench";
 const OWNER = "bench-owner";
 const PASS = { arrived: 0.999, p99: 100 };
+let REDIS_PID: number | undefined;
 
 const say = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -124,8 +133,47 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   return { server, cleanup: () => removeDir(own.dataDir) };
 }
 
+/** Machine-wide CPU from /proc/stat: busy and total jiffies over every core. */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const cpu = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    // idle + iowait
+    return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The local redis-server's pid (INFO server), to count its CPU among the harness's. */
+async function redisPid(): Promise<number | undefined> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const m = /process_id:(\d+)/.exec(await r.info("server"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/**
+ * Where the machine's CPU went during one step, in cores (1 = one core busy the whole interval):
+ * the machine as a whole, the appender, Redis and the client workers. If the machine is near its
+ * core count, every server's latency includes waiting for a core — the harness, not the server.
+ */
+interface HarnessCpu {
+  machine: number | null;
+  cores: number;
+  appender: number | null;
+  redis: number | null;
+  clients: number | null;
+}
+
 class Appender {
-  private child: ChildProcess;
+  readonly child: ChildProcess;
   constructor() {
     this.child = fork(here("./appender.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   }
@@ -169,6 +217,8 @@ interface LayoutResult {
   fixed: RunResult[];
   steps: SearchStep[];
   maxSustained: number | null;
+  /** The lowest rate that failed (after refinement); undefined when every step passed ("≥ maxSustained"). */
+  firstFailed?: number;
 }
 
 async function step(
@@ -180,10 +230,13 @@ async function step(
   layout: { clients: number; conversations: number },
   seconds: number,
   progress: boolean,
-): Promise<RunResult & { achieved: number }> {
+): Promise<RunResult & { achieved: number; harness: HarnessCpu }> {
   const fan = layout.clients / layout.conversations;
   const appendRate = deliveries / fan;
   if (!(await quiesce(pools))) say(`  ${server}: still delivering a previous backlog after 30 s; measuring anyway`);
+  const m0 = machineCpu();
+  const a0 = appender.child.pid ? sampleProc(appender.child.pid) : undefined;
+  const r0 = REDIS_PID ? sampleProc(REDIS_PID) : undefined;
   let appended = 0;
   let appendMs = seconds * 1000;
   const m = await measure({
@@ -199,6 +252,19 @@ async function step(
       appendMs = Math.max(appendMs, r.elapsedMs);
     },
   });
+  const m1 = machineCpu();
+  const a1 = appender.child.pid ? sampleProc(appender.child.pid) : undefined;
+  const r1 = REDIS_PID ? sampleProc(REDIS_PID) : undefined;
+  const cores = cpus().length;
+  const harness: HarnessCpu = {
+    machine: m0 && m1 && m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * cores : null,
+    cores,
+    appender: a0 && a1 ? cpuShare(a0, a1) : null,
+    redis: r0 && r1 ? cpuShare(r0, r1) : null,
+    clients: m.clientCpuShare,
+  };
+  const f = (x: number | null): string => (x === null ? "–" : x.toFixed(2));
+  if (progress) say(`    cores busy: machine ${f(harness.machine)}/${cores}, server ${f(m.serverCpuShare)}, clients ${f(harness.clients)}, appender ${f(harness.appender)}, redis ${f(harness.redis)}`);
   const result = toRunResult(m, {
     name: `${server} @${deliveries / 1000}k/s`,
     transport: KIND[server].kind,
@@ -209,7 +275,7 @@ async function step(
     expected: appended * fan,
     firstDelta: false,
   });
-  return { ...result, achieved: Math.round((appended * fan) / (appendMs / 1000)) };
+  return { ...result, harness, achieved: Math.round((appended * fan) / (appendMs / 1000)) };
 }
 
 async function measureLayout(server: ServerName, appender: Appender, ids: string[], token: string, layout: { clients: number; conversations: number }): Promise<LayoutResult> {
@@ -224,12 +290,17 @@ async function measureLayout(server: ServerName, appender: Appender, ids: string
     if (r.connected < layout.clients) return out;
     // Let subscriptions settle (followers attach, handshakes finish) before measuring.
     await new Promise((res) => setTimeout(res, 1000));
+    // Warm-up, not measured: the first interval after connecting paid for JIT compilation and lazy
+    // start-up in the server, the clients and the appender (its first second ran at a fraction of
+    // the rate with p50s of 200+ ms for every server). The same for every server.
+    if (WARMUP_SECONDS > 0) await step(server, proc.pid, [pool], appender, WARMUP_RATE, layout, WARMUP_SECONDS, false);
     for (const rate of RATES) out.fixed.push(await step(server, proc.pid, [pool], appender, rate, layout, SECONDS, true));
     if (SEARCH) {
-      let rate = SEARCH_FROM;
-      for (let i = 0; i < SEARCH_STEPS && rate <= SEARCH_MAX; i++) {
-        // On a shared machine one 3-second step can fail on someone else's burst: a failed step is
-        // tried once more, and the rate passes if either attempt does.
+      /**
+       * One rate of the search. On a shared machine one 3-second step can fail on someone else's
+       * burst: a failed step is tried once more, and the rate passes if either attempt does.
+       */
+      const tryRate = async (rate: number): Promise<boolean> => {
         let pass = false;
         for (let attempt = 0; attempt < 2 && !pass; attempt++) {
           const res = await step(server, proc.pid, [pool], appender, rate, layout, Math.min(SECONDS, 3), true);
@@ -240,10 +311,34 @@ async function measureLayout(server: ServerName, appender: Appender, ids: string
           out.steps.push({ rate, achieved: res.achieved, arrived, p99: res.appendToClient.p99, pass });
           say(`  step ${rate}/s (achieved ${res.achieved}/s): arrived ${(100 * arrived).toFixed(2)} %, p99 ${res.appendToClient.p99} ms → ${pass ? "pass" : "fail"}`);
         }
-        if (!pass) break;
+        return pass;
+      };
+      let rate = SEARCH_FROM;
+      let failed: number | undefined;
+      for (let i = 0; i < SEARCH_STEPS && rate <= SEARCH_MAX; i++) {
+        if (!(await tryRate(rate))) {
+          failed = rate;
+          break;
+        }
         out.maxSustained = rate;
-        rate = Math.round(rate * 1.6);
+        rate = Math.round(rate * STEP_FACTOR);
       }
+      // Refinement: ×1.6 steps quantise the ceiling (52k → 84k → 134k), so after the first failing
+      // step bisect (geometrically) between the last pass and that fail, `--refine` times (2 by
+      // default: within 1.6^(1/4) ≈ 12 % of the true ceiling). The same for every server; a server
+      // that never failed keeps its "≥ last step" and gets no refinement steps.
+      if (failed !== undefined && out.maxSustained !== null) {
+        let lo = out.maxSustained;
+        let hi = failed;
+        for (let i = 0; i < REFINE; i++) {
+          const mid = Math.round(Math.sqrt(lo * hi));
+          if (mid <= lo || mid >= hi) break;
+          if (await tryRate(mid)) lo = mid;
+          else hi = mid;
+        }
+        out.maxSustained = lo;
+        out.firstFailed = hi;
+      } else if (failed !== undefined) out.firstFailed = failed;
     }
     return out;
   } finally {
@@ -320,6 +415,7 @@ async function main(): Promise<void> {
   const maxK = Math.max(...LAYOUTS.map((l) => l.conversations));
   const ids = Array.from({ length: maxK }, (_, i) => `fan-${deployment.prefix.slice(6, 14)}-${i}`);
   const token = await signToken({ sub: OWNER, tid: TENANT, tier: "privileged" }, { secret: deployment.secret, ttlSeconds: 7200 });
+  REDIS_PID = await redisPid();
   const appender = new Appender();
   const results: LayoutResult[] = [];
   const idle: Record<string, Awaited<ReturnType<typeof idleRss>>> = {};
@@ -382,9 +478,10 @@ async function main(): Promise<void> {
   const first = LAYOUTS[0] ? `${LAYOUTS[0].clients}x${LAYOUTS[0].conversations}` : "";
   for (const [s, v] of Object.entries(idle)) report.ratios[`idle RSS per connection, ${s}, KB (${v.connected} conns) [target ≤ 5]`] = v.perConnection === null ? null : v.perConnection / 1024;
 
-  const lines = [toMarkdown(report), "", "### Step search (highest deliveries/s with ≥ 99.9 % arrived and p99 < 100 ms)", "", "| server | layout | max sustained deliveries/s | steps (rate (achieved): arrived, p99) |", "|---|---|---:|---|"];
+  const lines = [toMarkdown(report), "", "### Step search (highest deliveries/s with ≥ 99.9 % arrived and p99 < 100 ms)", "", "| server | layout | max sustained deliveries/s | first failed | steps (rate (achieved): arrived, p99) |", "|---|---|---:|---:|---|"];
   for (const r of results) {
-    lines.push(`| ${r.server} | ${r.layout} | ${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms`).join("; ")} |`);
+    const atLeast = r.firstFailed === undefined && r.maxSustained !== null ? "≥ " : "";
+    lines.push(`| ${r.server} | ${r.layout} | ${atLeast}${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.firstFailed?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms`).join("; ")} |`);
   }
   if (Object.keys(idle).length > 0) {
     lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection |", "|---|---:|---:|---:|---:|");
