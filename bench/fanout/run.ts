@@ -33,7 +33,7 @@ import { signToken } from "../../edge/auth/sign.js";
 import { ClientPool } from "../clients/pool.js";
 import type { ClientKind, WorkerSpec } from "../clients/protocol.js";
 import { measure, quiesce, toRunResult } from "../lib/measure.js";
-import { cpuShare, sampleProc } from "../lib/proc.js";
+import { cpuShare, sampleProc, type ProcSample } from "../lib/proc.js";
 import { deletePrefix } from "../lib/redis-cleanup.js";
 import { newDeploymentEnv, removeDir, spawnServer, type SpawnedServer } from "../lib/spawn.js";
 import { toMarkdown } from "../report/markdown.js";
@@ -160,16 +160,52 @@ async function redisPid(): Promise<number | undefined> {
 }
 
 /**
- * Where the machine's CPU went during one step, in cores (1 = one core busy the whole interval):
- * the machine as a whole, the appender, Redis and the client workers. If the machine is near its
- * core count, every server's latency includes waiting for a core — the harness, not the server.
+ * Where the machine's CPU went while the appender ran (one step's load), in cores (1 = one core
+ * busy the whole interval): the machine as a whole, the server, the client workers, the appender
+ * and Redis. If the machine is near its core count, every server's latency includes waiting for a
+ * core — the harness and whatever else runs, not only the server.
  */
 interface HarnessCpu {
   machine: number | null;
   cores: number;
+  server: number | null;
+  clients: number | null;
   appender: number | null;
   redis: number | null;
-  clients: number | null;
+}
+interface CpuSnapshot {
+  machine: { busy: number; total: number } | undefined;
+  server: ProcSample | undefined;
+  clients: ProcSample[];
+  appender: ProcSample | undefined;
+  redis: ProcSample | undefined;
+  at: number;
+}
+let APPENDER_PID: number | undefined;
+function snapshotCpu(serverPid: number, pools: ClientPool[]): CpuSnapshot {
+  return {
+    machine: machineCpu(),
+    server: sampleProc(serverPid),
+    clients: pools.flatMap((p) => p.procSamples()),
+    appender: APPENDER_PID ? sampleProc(APPENDER_PID) : undefined,
+    redis: REDIS_PID ? sampleProc(REDIS_PID) : undefined,
+    at: Date.now(),
+  };
+}
+function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): HarnessCpu {
+  const cores = cpus().length;
+  if (!a || !b || b.at <= a.at) return { machine: null, cores, server: null, clients: null, appender: null, redis: null };
+  const wallMicros = (b.at - a.at) * 1000;
+  const share = (x: ProcSample | undefined, y: ProcSample | undefined): number | null => (x && y ? cpuShare(x, y) : null);
+  const clientMicros = b.clients.reduce((s, c) => s + c.cpuMicros, 0) - a.clients.reduce((s, c) => s + c.cpuMicros, 0);
+  return {
+    machine: a.machine && b.machine && b.machine.total > a.machine.total ? ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * cores : null,
+    cores,
+    server: share(a.server, b.server),
+    clients: b.clients.length === a.clients.length && b.clients.length > 0 ? clientMicros / wallMicros : null,
+    appender: share(a.appender, b.appender),
+    redis: share(a.redis, b.redis),
+  };
 }
 
 class Appender {
@@ -234,9 +270,11 @@ async function step(
   const fan = layout.clients / layout.conversations;
   const appendRate = deliveries / fan;
   if (!(await quiesce(pools))) say(`  ${server}: still delivering a previous backlog after 30 s; measuring anyway`);
-  const m0 = machineCpu();
-  const a0 = appender.child.pid ? sampleProc(appender.child.pid) : undefined;
-  const r0 = REDIS_PID ? sampleProc(REDIS_PID) : undefined;
+  // CPU over the appender's active interval only (the measured interval also holds the drain,
+  // which would dilute how busy the machine was while the load was on).
+  const cpuAt = (): CpuSnapshot => snapshotCpu(serverPid, pools);
+  let cpu0: CpuSnapshot | undefined;
+  let cpu1: CpuSnapshot | undefined;
   let appended = 0;
   let appendMs = seconds * 1000;
   const m = await measure({
@@ -247,24 +285,16 @@ async function step(
     label: `${server} ${layout.clients}/${layout.conversations} @${deliveries}/s`,
     progress,
     during: async () => {
+      cpu0 = cpuAt();
       const r = await appender.run(appendRate, seconds, layout.conversations);
+      cpu1 = cpuAt();
       appended = r.appended;
       appendMs = Math.max(appendMs, r.elapsedMs);
     },
   });
-  const m1 = machineCpu();
-  const a1 = appender.child.pid ? sampleProc(appender.child.pid) : undefined;
-  const r1 = REDIS_PID ? sampleProc(REDIS_PID) : undefined;
-  const cores = cpus().length;
-  const harness: HarnessCpu = {
-    machine: m0 && m1 && m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * cores : null,
-    cores,
-    appender: a0 && a1 ? cpuShare(a0, a1) : null,
-    redis: r0 && r1 ? cpuShare(r0, r1) : null,
-    clients: m.clientCpuShare,
-  };
+  const harness = cpuBetween(cpu0, cpu1);
   const f = (x: number | null): string => (x === null ? "–" : x.toFixed(2));
-  if (progress) say(`    cores busy: machine ${f(harness.machine)}/${cores}, server ${f(m.serverCpuShare)}, clients ${f(harness.clients)}, appender ${f(harness.appender)}, redis ${f(harness.redis)}`);
+  if (progress) say(`    cores busy while appending: machine ${f(harness.machine)}/${harness.cores}, server ${f(harness.server)}, clients ${f(harness.clients)}, appender ${f(harness.appender)}, redis ${f(harness.redis)}`);
   const result = toRunResult(m, {
     name: `${server} @${deliveries / 1000}k/s`,
     transport: KIND[server].kind,
@@ -417,6 +447,7 @@ async function main(): Promise<void> {
   const token = await signToken({ sub: OWNER, tid: TENANT, tier: "privileged" }, { secret: deployment.secret, ttlSeconds: 7200 });
   REDIS_PID = await redisPid();
   const appender = new Appender();
+  APPENDER_PID = appender.child.pid;
   const results: LayoutResult[] = [];
   const idle: Record<string, Awaited<ReturnType<typeof idleRss>>> = {};
   try {
