@@ -73,7 +73,7 @@ const SEARCH_STEPS = Math.min(10, Number(arg("--search-steps", "6")));
 const STEP_FACTOR = 1.6;
 /** Other work above this many cores during a failing step voids the attempt (see tryRate), at most MAX_DISTURBED times per rate. */
 const DISTURBED = Number(arg("--disturbed", "0.3"));
-const MAX_DISTURBED = 2;
+const MAX_DISTURBED = 1;
 /** An unmeasured interval at WARMUP_RATE before the first measured one (see measureLayout); 0 = none. */
 const WARMUP_SECONDS = Math.max(0, Math.min(10, Number(arg("--warmup", "3"))));
 const WARMUP_RATE = Number(arg("--warmup-rate", "10000"));
