@@ -9,7 +9,8 @@
  *   tributary-sse  Tributary's SSE fan-out (`tributary edge`)
  *
  *   npx tsx bench/fanout/run.ts [--servers a,b,…] [--layouts 1000x100,5000x500] [--rates 10000,40000]
- *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6]
+ *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6] [--refine 2]
+ *       [--warmup 3] [--warmup-rate 10000] [--disturbed 0.3]
  *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR] [--trace DIR]
  *   (`--rates 0` without `--search` skips the loaded runs: `--idle` alone)
  *
@@ -23,7 +24,8 @@
  * `bench:<hex>:` key prefix that is deleted at the end. Loopback only; every step is bounded.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Redis } from "ioredis";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +33,7 @@ import { signToken } from "../../edge/auth/sign.js";
 import { ClientPool } from "../clients/pool.js";
 import type { ClientKind, WorkerSpec } from "../clients/protocol.js";
 import { measure, quiesce, toRunResult } from "../lib/measure.js";
-import { sampleProc } from "../lib/proc.js";
+import { cpuShare, sampleProc, type ProcSample } from "../lib/proc.js";
 import { deletePrefix } from "../lib/redis-cleanup.js";
 import { newDeploymentEnv, removeDir, spawnServer, type SpawnedServer } from "../lib/spawn.js";
 import { toMarkdown } from "../report/markdown.js";
@@ -45,7 +47,13 @@ const arg = (name: string, dflt: string): string => {
   const i = argv.indexOf(name);
   return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
 };
-const ALL = ["socketio", "socketio-uws", "bare-ws", "bare-sse", "tributary-sio", "tributary-sse"] as const;
+const ALL = ["socketio", "socketio-uws", "bare-ws", "bare-sse", "tributary-sio", "tributary-sse", "tributary-sio-ab", "tributary-sse-ab"] as const;
+/**
+ * `tributary-sio-ab` / `tributary-sse-ab`: the same edge from another checkout (BENCH_AB_CHECKOUT, e.g.
+ * a `git worktree` of the base commit sharing this node_modules), so a change and its base are
+ * measured in one run.
+ */
+const AB_BIN = process.env.BENCH_AB_CHECKOUT ? join(process.env.BENCH_AB_CHECKOUT, "edge/cli/bin.mjs") : undefined;
 type ServerName = (typeof ALL)[number];
 const SERVERS = arg("--servers", ALL.join(",")).split(",") as ServerName[];
 for (const s of SERVERS) if (!ALL.includes(s)) throw new Error(`unknown server ${s}; one of ${ALL.join(", ")}`);
@@ -62,6 +70,15 @@ const SEARCH = argv.includes("--search");
 const SEARCH_FROM = Number(arg("--search-from", "5000"));
 const SEARCH_MAX = Math.min(1_000_000, Number(arg("--search-max", "300000")));
 const SEARCH_STEPS = Math.min(10, Number(arg("--search-steps", "6")));
+const STEP_FACTOR = 1.6;
+/** Other work above this many cores during a failing step voids the attempt (see tryRate), at most MAX_DISTURBED times per rate. */
+const DISTURBED = Number(arg("--disturbed", "0.3"));
+const MAX_DISTURBED = 1;
+/** An unmeasured interval at WARMUP_RATE before the first measured one (see measureLayout); 0 = none. */
+const WARMUP_SECONDS = Math.max(0, Math.min(10, Number(arg("--warmup", "3"))));
+const WARMUP_RATE = Number(arg("--warmup-rate", "10000"));
+/** Bisection steps between the last passing and the first failing rate of the search (see measureLayout). */
+const REFINE = Math.max(0, Math.min(4, Number(arg("--refine", "2"))));
 const IDLE = Math.min(20_000, Number(arg("--idle", "0")));
 const WORKERS = Math.min(8, Number(arg("--workers", "3")));
 const OUT = arg("--out", "bench-results/fanout");
@@ -72,6 +89,7 @@ const PARTITIONS = 16;
 const TENANT = "bench";
 const OWNER = "bench-owner";
 const PASS = { arrived: 0.999, p99: 100 };
+let REDIS_PID: number | undefined;
 
 const say = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -84,6 +102,8 @@ const KIND: Record<ServerName, { kind: ClientKind; path?: string }> = {
   "bare-sse": { kind: "sse", path: "/sse?c={id}" },
   "tributary-sio": { kind: "sio-ws" },
   "tributary-sse": { kind: "sse", path: "/v1/conversations/{id}/events?access_token={token}" },
+  "tributary-sio-ab": { kind: "sio-ws" },
+  "tributary-sse-ab": { kind: "sse", path: "/v1/conversations/{id}/events?access_token={token}" },
 };
 
 const deployment = newDeploymentEnv({ REDIS_URL, PARTITIONS: String(PARTITIONS) });
@@ -120,12 +140,89 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   const env = { ...deployment.env, DATA_DIR: own.dataDir, ...(process.env.BENCH_DATABASE_URL ? { DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}) };
   // --profile-dir: a V8 CPU profile of Tributary's edge, written when it stops (where the time goes).
   const nodeArgs = [...EXTRA_NODE_ARGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])];
-  const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000 });
+  const ab = name === "tributary-sio-ab" || name === "tributary-sse-ab";
+  if (ab && !AB_BIN) throw new Error(`${name} needs BENCH_AB_CHECKOUT (another checkout of the repository)`);
+  const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000, ...(ab && AB_BIN ? { bin: AB_BIN } : {}) });
   return { server, cleanup: () => removeDir(own.dataDir) };
 }
 
+/** Machine-wide CPU from /proc/stat: busy and total jiffies over every core. */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const cpu = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    // idle + iowait
+    return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The local redis-server's pid (INFO server), to count its CPU among the harness's. */
+async function redisPid(): Promise<number | undefined> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const m = /process_id:(\d+)/.exec(await r.info("server"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/**
+ * Where the machine's CPU went while the appender ran (one step's load), in cores (1 = one core
+ * busy the whole interval): the machine as a whole, the server, the client workers, the appender
+ * and Redis. If the machine is near its core count, every server's latency includes waiting for a
+ * core — the harness and whatever else runs, not only the server.
+ */
+interface HarnessCpu {
+  machine: number | null;
+  cores: number;
+  server: number | null;
+  clients: number | null;
+  appender: number | null;
+  redis: number | null;
+}
+interface CpuSnapshot {
+  machine: { busy: number; total: number } | undefined;
+  server: ProcSample | undefined;
+  clients: ProcSample[];
+  appender: ProcSample | undefined;
+  redis: ProcSample | undefined;
+  at: number;
+}
+let APPENDER_PID: number | undefined;
+function snapshotCpu(serverPid: number, pools: ClientPool[]): CpuSnapshot {
+  return {
+    machine: machineCpu(),
+    server: sampleProc(serverPid),
+    clients: pools.flatMap((p) => p.procSamples()),
+    appender: APPENDER_PID ? sampleProc(APPENDER_PID) : undefined,
+    redis: REDIS_PID ? sampleProc(REDIS_PID) : undefined,
+    at: Date.now(),
+  };
+}
+function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): HarnessCpu {
+  const cores = cpus().length;
+  if (!a || !b || b.at <= a.at) return { machine: null, cores, server: null, clients: null, appender: null, redis: null };
+  const wallMicros = (b.at - a.at) * 1000;
+  const share = (x: ProcSample | undefined, y: ProcSample | undefined): number | null => (x && y ? cpuShare(x, y) : null);
+  const clientMicros = b.clients.reduce((s, c) => s + c.cpuMicros, 0) - a.clients.reduce((s, c) => s + c.cpuMicros, 0);
+  return {
+    machine: a.machine && b.machine && b.machine.total > a.machine.total ? ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * cores : null,
+    cores,
+    server: share(a.server, b.server),
+    clients: b.clients.length === a.clients.length && b.clients.length > 0 ? clientMicros / wallMicros : null,
+    appender: share(a.appender, b.appender),
+    redis: share(a.redis, b.redis),
+  };
+}
+
 class Appender {
-  private child: ChildProcess;
+  readonly child: ChildProcess;
   constructor() {
     this.child = fork(here("./appender.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   }
@@ -162,6 +259,8 @@ interface SearchStep {
   arrived: number;
   p99: number | null;
   pass: boolean;
+  /** Cores other processes used during the step (machine − server − clients − appender − Redis). */
+  others: number;
 }
 interface LayoutResult {
   server: ServerName;
@@ -169,6 +268,8 @@ interface LayoutResult {
   fixed: RunResult[];
   steps: SearchStep[];
   maxSustained: number | null;
+  /** The lowest rate that failed (after refinement); undefined when every step passed ("≥ maxSustained"). */
+  firstFailed?: number;
 }
 
 async function step(
@@ -180,10 +281,15 @@ async function step(
   layout: { clients: number; conversations: number },
   seconds: number,
   progress: boolean,
-): Promise<RunResult & { achieved: number }> {
+): Promise<RunResult & { achieved: number; harness: HarnessCpu }> {
   const fan = layout.clients / layout.conversations;
   const appendRate = deliveries / fan;
   if (!(await quiesce(pools))) say(`  ${server}: still delivering a previous backlog after 30 s; measuring anyway`);
+  // CPU over the appender's active interval only (the measured interval also holds the drain,
+  // which would dilute how busy the machine was while the load was on).
+  const cpuAt = (): CpuSnapshot => snapshotCpu(serverPid, pools);
+  let cpu0: CpuSnapshot | undefined;
+  let cpu1: CpuSnapshot | undefined;
   let appended = 0;
   let appendMs = seconds * 1000;
   const m = await measure({
@@ -194,11 +300,16 @@ async function step(
     label: `${server} ${layout.clients}/${layout.conversations} @${deliveries}/s`,
     progress,
     during: async () => {
+      cpu0 = cpuAt();
       const r = await appender.run(appendRate, seconds, layout.conversations);
+      cpu1 = cpuAt();
       appended = r.appended;
       appendMs = Math.max(appendMs, r.elapsedMs);
     },
   });
+  const harness = cpuBetween(cpu0, cpu1);
+  const f = (x: number | null): string => (x === null ? "–" : x.toFixed(2));
+  if (progress) say(`    cores busy while appending: machine ${f(harness.machine)}/${harness.cores}, server ${f(harness.server)}, clients ${f(harness.clients)}, appender ${f(harness.appender)}, redis ${f(harness.redis)}`);
   const result = toRunResult(m, {
     name: `${server} @${deliveries / 1000}k/s`,
     transport: KIND[server].kind,
@@ -209,7 +320,7 @@ async function step(
     expected: appended * fan,
     firstDelta: false,
   });
-  return { ...result, achieved: Math.round((appended * fan) / (appendMs / 1000)) };
+  return { ...result, harness, achieved: Math.round((appended * fan) / (appendMs / 1000)) };
 }
 
 async function measureLayout(server: ServerName, appender: Appender, ids: string[], token: string, layout: { clients: number; conversations: number }): Promise<LayoutResult> {
@@ -224,26 +335,66 @@ async function measureLayout(server: ServerName, appender: Appender, ids: string
     if (r.connected < layout.clients) return out;
     // Let subscriptions settle (followers attach, handshakes finish) before measuring.
     await new Promise((res) => setTimeout(res, 1000));
+    // Warm-up, not measured: the first interval after connecting paid for JIT compilation and lazy
+    // start-up in the server, the clients and the appender (its first second ran at a fraction of
+    // the rate with p50s of 200+ ms for every server). The same for every server.
+    if (WARMUP_SECONDS > 0) await step(server, proc.pid, [pool], appender, WARMUP_RATE, layout, WARMUP_SECONDS, false);
     for (const rate of RATES) out.fixed.push(await step(server, proc.pid, [pool], appender, rate, layout, SECONDS, true));
     if (SEARCH) {
-      let rate = SEARCH_FROM;
-      for (let i = 0; i < SEARCH_STEPS && rate <= SEARCH_MAX; i++) {
-        // On a shared machine one 3-second step can fail on someone else's burst: a failed step is
-        // tried once more, and the rate passes if either attempt does.
+      /**
+       * One rate of the search. On a shared machine one 3-second step can fail on someone else's
+       * burst: a failed step is tried once more, and the rate passes if either attempt does.
+       */
+      const tryRate = async (rate: number): Promise<boolean> => {
         let pass = false;
+        let disturbed = 0;
         for (let attempt = 0; attempt < 2 && !pass; attempt++) {
           const res = await step(server, proc.pid, [pool], appender, rate, layout, Math.min(SECONDS, 3), true);
+          // A failure while other work on the machine took more than DISTURBED cores (machine busy
+          // minus server, clients, appender and Redis) says nothing about the server: it does not
+          // count as an attempt, at most MAX_DISTURBED times per rate (the same rule for every server).
+          const h = res.harness;
+          const others = h.machine !== null ? h.machine - (h.server ?? 0) - (h.clients ?? 0) - (h.appender ?? 0) - (h.redis ?? 0) : 0;
           const arrived = res.expected ? res.delivered / res.expected : 0;
           // A step counts only if the appender really offered (nearly) the rate: a producer that falls
           // behind would otherwise let a slow server "pass" at a rate it never saw.
           pass = arrived >= PASS.arrived && res.appendToClient.p99 !== null && res.appendToClient.p99 < PASS.p99 && res.achieved >= 0.95 * rate;
-          out.steps.push({ rate, achieved: res.achieved, arrived, p99: res.appendToClient.p99, pass });
-          say(`  step ${rate}/s (achieved ${res.achieved}/s): arrived ${(100 * arrived).toFixed(2)} %, p99 ${res.appendToClient.p99} ms → ${pass ? "pass" : "fail"}`);
+          out.steps.push({ rate, achieved: res.achieved, arrived, p99: res.appendToClient.p99, pass, others });
+          const skip = !pass && others > DISTURBED && disturbed < MAX_DISTURBED;
+          say(`  step ${rate}/s (achieved ${res.achieved}/s): arrived ${(100 * arrived).toFixed(2)} %, p99 ${res.appendToClient.p99} ms → ${pass ? "pass" : "fail"}${skip ? ` (others used ${others.toFixed(2)} cores: not counted)` : ""}`);
+          if (skip) {
+            disturbed++;
+            attempt--;
+          }
         }
-        if (!pass) break;
+        return pass;
+      };
+      let rate = SEARCH_FROM;
+      let failed: number | undefined;
+      for (let i = 0; i < SEARCH_STEPS && rate <= SEARCH_MAX; i++) {
+        if (!(await tryRate(rate))) {
+          failed = rate;
+          break;
+        }
         out.maxSustained = rate;
-        rate = Math.round(rate * 1.6);
+        rate = Math.round(rate * STEP_FACTOR);
       }
+      // Refinement: ×1.6 steps quantise the ceiling (52k → 84k → 134k), so after the first failing
+      // step bisect (geometrically) between the last pass and that fail, `--refine` times (2 by
+      // default: within 1.6^(1/4) ≈ 12 % of the true ceiling). The same for every server; a server
+      // that never failed keeps its "≥ last step" and gets no refinement steps.
+      if (failed !== undefined && out.maxSustained !== null) {
+        let lo = out.maxSustained;
+        let hi = failed;
+        for (let i = 0; i < REFINE; i++) {
+          const mid = Math.round(Math.sqrt(lo * hi));
+          if (mid <= lo || mid >= hi) break;
+          if (await tryRate(mid)) lo = mid;
+          else hi = mid;
+        }
+        out.maxSustained = lo;
+        out.firstFailed = hi;
+      } else if (failed !== undefined) out.firstFailed = failed;
     }
     return out;
   } finally {
@@ -320,7 +471,9 @@ async function main(): Promise<void> {
   const maxK = Math.max(...LAYOUTS.map((l) => l.conversations));
   const ids = Array.from({ length: maxK }, (_, i) => `fan-${deployment.prefix.slice(6, 14)}-${i}`);
   const token = await signToken({ sub: OWNER, tid: TENANT, tier: "privileged" }, { secret: deployment.secret, ttlSeconds: 7200 });
+  REDIS_PID = await redisPid();
   const appender = new Appender();
+  APPENDER_PID = appender.child.pid;
   const results: LayoutResult[] = [];
   const idle: Record<string, Awaited<ReturnType<typeof idleRss>>> = {};
   try {
@@ -382,9 +535,10 @@ async function main(): Promise<void> {
   const first = LAYOUTS[0] ? `${LAYOUTS[0].clients}x${LAYOUTS[0].conversations}` : "";
   for (const [s, v] of Object.entries(idle)) report.ratios[`idle RSS per connection, ${s}, KB (${v.connected} conns) [target ≤ 5]`] = v.perConnection === null ? null : v.perConnection / 1024;
 
-  const lines = [toMarkdown(report), "", "### Step search (highest deliveries/s with ≥ 99.9 % arrived and p99 < 100 ms)", "", "| server | layout | max sustained deliveries/s | steps (rate (achieved): arrived, p99) |", "|---|---|---:|---|"];
+  const lines = [toMarkdown(report), "", "### Step search (highest deliveries/s with ≥ 99.9 % arrived and p99 < 100 ms)", "", "| server | layout | max sustained deliveries/s | first failed | steps (rate (achieved): arrived, p99) |", "|---|---|---:|---:|---|"];
   for (const r of results) {
-    lines.push(`| ${r.server} | ${r.layout} | ${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms`).join("; ")} |`);
+    const atLeast = r.firstFailed === undefined && r.maxSustained !== null ? "≥ " : "";
+    lines.push(`| ${r.server} | ${r.layout} | ${atLeast}${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.firstFailed?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms${s.pass ? "" : `, others ${s.others.toFixed(2)}`}`).join("; ")} |`);
   }
   if (Object.keys(idle).length > 0) {
     lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection |", "|---|---:|---:|---:|---:|");

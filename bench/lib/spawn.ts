@@ -28,6 +28,8 @@ export interface SpawnOptions {
   /** `tributary <role>` (start | edge), or a TypeScript file run through tsx. */
   role?: "start" | "edge";
   script?: string;
+  /** Another checkout's `edge/cli/bin.mjs` for `role` (A/B runs against a base build). */
+  bin?: string;
   args?: string[];
   /** Node's own flags (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
@@ -51,7 +53,7 @@ export function newDeploymentEnv(extra: Record<string, string> = {}): { env: Rec
 }
 
 export function spawnServer(o: SpawnOptions & { env: Record<string, string> }): Promise<SpawnedServer> {
-  const args = [...(o.nodeArgs ?? []), ...(o.script ? ["--import", "tsx", o.script, ...(o.args ?? [])] : [BIN, o.role ?? "start", ...(o.args ?? [])])];
+  const args = [...(o.nodeArgs ?? []), ...(o.script ? ["--import", "tsx", o.script, ...(o.args ?? [])] : [o.bin ?? BIN, o.role ?? "start", ...(o.args ?? [])])];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let tail = "";

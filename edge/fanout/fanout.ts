@@ -71,6 +71,13 @@ class Follower implements FollowedStream {
   readonly topicRefs = new Map<string, number>();
   /** encoder → its uWS topic for this conversation (built once, not per event). */
   readonly topics = new Map<string, string>();
+  /**
+   * The encoders with topic-joined sinks and their topics, as two parallel arrays: what publishOne
+   * walks per event (no Map iterator or lookup on the hot path). Rebuilt when an encoder gains its
+   * first or loses its last topic sink.
+   */
+  topicEncoders: string[] = [];
+  topicNames: string[] = [];
   private readonly fanout: Fanout;
 
   constructor(fanout: Fanout, conversationId: string, partitions: number) {
@@ -283,10 +290,10 @@ export class Fanout {
     this.frameSeq = seq;
     this.frameOf.clear();
     try {
-      if (this.publishTopic && f.topicRefs.size > 0) {
-        for (const [encoder, n] of f.topicRefs) {
-          if (n > 0) this.publishTopic(f.topics.get(encoder) ?? this.topicOf(f, encoder), this.frame(encoder));
-        }
+      const publish = this.publishTopic;
+      const encoders = f.topicEncoders;
+      if (publish && encoders.length > 0) {
+        for (let i = 0; i < encoders.length; i++) publish(f.topicNames[i] as string, this.frame(encoders[i] as string));
       }
       if (f.listeners.size > 0) {
         for (const a of f.listeners) {
@@ -306,7 +313,7 @@ export class Fanout {
 
   /** The frame of the event being published for `encoder`: encoded once, on first use. */
   private frame(encoder: string): string {
-    let fr = this.frameOf.get(encoder);
+    let fr = this.frameOf.size === 0 ? undefined : this.frameOf.get(encoder);
     if (fr === undefined) {
       fr = (this.encoders.get(encoder) as Encoder)(this.frameEnv as Envelope, this.frameSeq);
       this.frameOf.set(encoder, fr);
@@ -315,9 +322,25 @@ export class Fanout {
   }
 
   private topicOf(f: Follower, encoder: string): string {
-    const t = this.topic(f.conversationId, encoder);
-    f.topics.set(encoder, t);
+    let t = f.topics.get(encoder);
+    if (t === undefined) {
+      t = this.topic(f.conversationId, encoder);
+      f.topics.set(encoder, t);
+    }
     return t;
+  }
+
+  /** Rebuild the follower's per-event topic list from topicRefs (on a first join or a last leave). */
+  private refreshTopics(f: Follower): void {
+    const encoders: string[] = [];
+    const names: string[] = [];
+    for (const [encoder, n] of f.topicRefs) {
+      if (n <= 0) continue;
+      encoders.push(encoder);
+      names.push(this.topicOf(f, encoder));
+    }
+    f.topicEncoders = encoders;
+    f.topicNames = names;
   }
 
   private follow(conversationId: string): Follower {
@@ -501,7 +524,9 @@ export class Fanout {
   private joinTopic(a: Attached): void {
     const f = a.follower;
     a.mode = "topic";
-    f.topicRefs.set(a.sink.encoder, (f.topicRefs.get(a.sink.encoder) ?? 0) + 1);
+    const refs = (f.topicRefs.get(a.sink.encoder) ?? 0) + 1;
+    f.topicRefs.set(a.sink.encoder, refs);
+    if (refs === 1) this.refreshTopics(f);
     try {
       a.sink.join?.(this.topic(f.conversationId, a.sink.encoder));
     } catch (e) {
@@ -537,7 +562,10 @@ export class Fanout {
     if (a.mode === "topic") {
       const n = (f.topicRefs.get(a.sink.encoder) ?? 1) - 1;
       if (n > 0) f.topicRefs.set(a.sink.encoder, n);
-      else f.topicRefs.delete(a.sink.encoder);
+      else {
+        f.topicRefs.delete(a.sink.encoder);
+        this.refreshTopics(f);
+      }
     }
     f.listeners.delete(a);
     f.pendingTopic.delete(a);
