@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import type { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { Config } from "../core/config.js";
@@ -64,6 +63,9 @@ export function openPg(url: string, opts: PgOptions = {}): OpenedDb {
 /** PGlite on a directory (or "memory://"). */
 export async function openPglite(dir: string): Promise<OpenedDb> {
   if (!dir.startsWith("memory://")) mkdirSync(dir, { recursive: true });
+  // Loaded on first use: a process on a real Postgres (an edge, a worker) never pays for PGlite's
+  // module and WASM set-up in start-up time or heap (~10 MB measured on the edge).
+  const { PGlite } = await import("@electric-sql/pglite");
   const pglite = new PGlite(dir, {
     parsers: { [INT8_OID]: parseInt8, [NUMERIC_OID]: parseNumeric, [DATE_OID]: keepText },
   });
@@ -153,6 +155,7 @@ export interface ServedPglite {
  */
 export async function servePglite(opened: OpenedDb, dataDir: string): Promise<ServedPglite> {
   if (!opened.pglite) throw new Error("servePglite needs a database opened with openPglite (no DATABASE_URL)");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
   const server = new PGLiteSocketServer({ db: opened.pglite, host: "127.0.0.1", port: 0, maxConnections: 32 });
   await server.start();
   const conn = server.getServerConn();
