@@ -12,7 +12,7 @@ import type { CommandRecord, CommandResult } from "./command.js";
 import type { Decision } from "../decider.js";
 import type { LedgerPort } from "./ledger-port.js";
 import type { AggregateRepository } from "./repository.js";
-import type { ReplyResponder } from "./responder.js";
+import type { ReplyResponder, ResponderChunk } from "./responder.js";
 import { findInLog } from "./message-history.js";
 import { Pump } from "./pump.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
@@ -342,47 +342,47 @@ export class ConversationProcess {
     // reply's end goes with them — a one-piece reply is one append, not two. Each piece is still
     // decided as its own appendDelta command with the next index (a retried batch appends nothing
     // twice: the decider answers a lower index with no events).
-    const halt = new AbortController(); // stops the responder when an append fails
+    let pump: Pump<ResponderChunk> | undefined;
+    let finished = false;
     try {
-      const signal = AbortSignal.any([runner.abort.signal, halt.signal]);
-      const pump = new Pump(this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal, skip: index }));
-      try {
-        for (;;) {
-          const { items, ended, error } = await pump.take();
-          if (runner.abort.signal.aborted) break;
-          const at = this.now().toISOString();
-          const commands: ConversationCommand[] = [];
-          for (const chunk of items) {
-            if (chunk.kind === "delta") {
-              commands.push({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text });
-              index++;
-              text += chunk.text;
-              usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
-            } else {
-              finishReason = chunk.finishReason;
-              usage = chunk.usage;
-            }
+      pump = new Pump(this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal: runner.abort.signal, skip: index }));
+      for (;;) {
+        const { items, ended, error } = await pump.take();
+        if (runner.abort.signal.aborted) break;
+        const at = this.now().toISOString();
+        const commands: ConversationCommand[] = [];
+        for (const chunk of items) {
+          if (chunk.kind === "delta") {
+            commands.push({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text });
+            index++;
+            text += chunk.text;
+            usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
+          } else {
+            finishReason = chunk.finishReason;
+            usage = chunk.usage;
           }
-          if (ended && !error) {
-            const cost = costMicros(this.o.prices, model, usage);
-            commands.push({ type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost });
-          }
-          const last = commands[commands.length - 1];
-          if (last) {
-            const commandId = last.type === "appendDelta" ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
-            await repo.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
-            completed = last.type === "completeReply";
-          }
-          if (error) throw error.cause;
-          if (ended) break;
         }
-      } finally {
-        halt.abort();
-        await pump.finished;
+        if (ended && !error) {
+          const cost = costMicros(this.o.prices, model, usage);
+          commands.push({ type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost });
+        }
+        const last = commands[commands.length - 1];
+        if (last) {
+          const commandId = last.type === "appendDelta" ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
+          await repo.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
+          completed = last.type === "completeReply";
+        }
+        finished = ended;
+        if (error) throw error.cause;
+        if (ended) break;
       }
     } catch (e) {
       if (!runner.abort.signal.aborted) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
     }
+    // An append failed while the responder still runs: stop it (aborting only now keeps the failure
+    // a failure, not a cancel; the common path creates no abort error at all).
+    if (!finished && !runner.abort.signal.aborted) runner.abort.abort();
+    await pump?.finished;
     if (completed) runner.outcome = "completed";
     // Handed over (or shutting down): the next owner ends the reply, or — when the end went out —
     // settles it and clears its running mark; clearing it here could remove the new owner's mark.
