@@ -7,10 +7,11 @@
  *    appends of the event store at the same concurrency (the floor under any command), so the ratio
  *    says what the runtime adds. The reply itself is a responder that ends at once (one delta), so
  *    the figure is the command path, not token pacing.
- * 2. Rehydration of an actor with 10,000 events: from the whole stream vs. from the latest
- *    snapshot (file blob store) plus the tail; p50/p99 over repeated loads.
+ * 2. Rehydration of an actor with 10,000 events, the way a worker's first load does it (meta probe,
+ *    then snapshot + tail or the whole stream): from the whole stream vs. from the latest snapshot
+ *    (file blob store) plus the `--tail N` events after it; p50/p99 over repeated loads.
  *
- *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--warmup 5] [--lifecycle]
+ *   npx tsx bench/actors.ts [--commands 20000] [--concurrency 256] [--events 10000] [--loads 200] [--warmup 5] [--tail 0] [--lifecycle]
  *                           [--workload new|returning] [--messages 5]   (--commands 0 / --loads 0: skip that part)
  *
  * Workloads: `new` (default) — every command is the first message of a new user (a new ledger: reset
@@ -20,8 +21,8 @@
  * the users so a user's previous reply has ended when the next message comes. Replies stream at once
  * in this mode (one delta), so each message's cost is its whole lifecycle: reserve (1 ledger event),
  * message.received + assistant.started, assistant.delta + assistant.completed, the ledger commit.
- * Rehydration reports, besides the total, where each load's time went (blob read + JSON parse, tail
- * read from Redis, decode + fold, and garbage collection that overlapped the load).
+ * Rehydration reports, besides the total, where each load's time went (meta probe, blob read + JSON
+ * parse, tail read from Redis, decode + fold, and garbage collection that overlapped the load).
  *
  * Loopback only (BENCH_REDIS_URL, default redis://127.0.0.1:6379); keys under a random prefix,
  * deleted at the end; bounded by the counts above.
@@ -32,6 +33,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
 import { createFileBlobStore } from "../core/blob/index.js";
 import { createLogger } from "../core/logger.js";
@@ -45,6 +48,8 @@ import {
   ReplyListener,
   allPartitionsOwnership,
   blobSnapshotStore,
+  metaSnapshotPointer,
+  metaStreamProbe,
   noSnapshots,
 } from "../actors/runtime/index.js";
 
@@ -59,6 +64,8 @@ const EVENTS = arg("--events", 10_000);
 const LOADS = arg("--loads", 200);
 /** Untimed loads before each timed series: a worker process is warm (JIT, first snapshot decode). */
 const WARMUP = arg("--warmup", 5);
+/** Events after the snapshot in the rehydration bench (0: the snapshot is the stream's head). */
+const TAIL = arg("--tail", 0);
 const WORKLOAD: string = argv.includes("--workload") ? (argv[argv.indexOf("--workload") + 1] ?? "") : "new";
 if (WORKLOAD !== "new" && WORKLOAD !== "returning") {
   console.error("bench: --workload new|returning");
@@ -213,23 +220,54 @@ async function commandsPerSecond(): Promise<{
 }
 
 type Pcts = { p50: number; p99: number };
+type Split = { total: number; probe: number; blob: number; read: number; fold: number; gc: number };
 interface Phases {
   total: Pcts;
+  /** The meta probe (HMGET of version + snapshot pointer) a worker's first load starts with. */
+  probe: Pcts;
   /** Blob read + JSON.parse of the snapshot (the snapshot store's get). */
   blob: Pcts;
   /** Reads of the stream from Redis (the tail after the snapshot, or every page). */
   read: Pcts;
-  /** The rest: snapshot validation + decode, event decode + fold, bookkeeping. */
+  /**
+   * The rest: the load's time outside every wait above (their union — the tail read may overlap the
+   * blob read): snapshot validation + decode, event decode + fold, bookkeeping.
+   */
   fold: Pcts;
   /** Garbage-collection pauses that overlapped the load (from the gc performance entries). */
   gc: Pcts;
   /** The slowest load, split the same way. */
-  worst: { total: number; blob: number; read: number; fold: number; gc: number };
+  worst: Split;
   /** The five slowest loads (JSON output only), to see which part the tail comes from. */
-  slowest: Array<{ total: number; blob: number; read: number; fold: number; gc: number }>;
+  slowest: Split[];
 }
 
-async function rehydration(): Promise<{ events: number; full: Phases; snapshot: Phases }> {
+/** A full GC now (V8's `gc`, made available at run time: the bench is run without --expose-gc). */
+function collectGarbage(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
+
+/** Total length of the union of intervals (the waits of one load may overlap). */
+function unionLength(iv: Array<[number, number]>): number {
+  const sorted = [...iv].sort((a, b) => a[0] - b[0]);
+  let sum = 0;
+  let end = -Infinity;
+  for (const [a, b] of sorted) {
+    if (b <= end) continue;
+    sum += b - Math.max(a, end);
+    end = b;
+  }
+  return sum;
+}
+
+/**
+ * Rehydration the way a worker does a first load (actors/runtime/worker.ts): the meta probe first,
+ * the snapshot from the file blob store when its pointer is set, then the events after it.
+ * `--tail N` appends N events after the snapshot (a worker snapshots every SNAPSHOT_EVERY events,
+ * so a real actor has up to that many after it); default 0, the snapshot is the head.
+ */
+async function rehydration(): Promise<{ events: number; tail: number; full: Phases; snapshot: Phases }> {
   const dir = mkdtempSync(join(tmpdir(), "tributary-bench-"));
   const gcs: Array<{ start: number; end: number }> = [];
   const obs = new PerformanceObserver((list) => {
@@ -240,69 +278,72 @@ async function rehydration(): Promise<{ events: number; full: Phases; snapshot: 
     const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 600_000 });
     const blobs = createFileBlobStore(dir);
     const id = `rehydrate-${randomUUID()}`;
+    const ref = { kind: "conversation" as const, id };
     const writer = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, snapshots: noSnapshots, log });
     const at = new Date().toISOString();
     await writer.execute(id, "c0", at, (s) => conversationDecider.decide({ type: "create", at, ownerId: "u", tenantId: "t", projectId: null }, s));
     await writer.execute(id, "c1", at, (s) =>
       conversationDecider.decide({ type: "postMessage", at, messageId: "m", replyId: "r", clientMessageId: "c", text: "x", userId: "u", maxTokens: 32_000 }, s),
     );
-    for (let i = 0; i < EVENTS - 3; i++) {
-      await writer.execute(id, `d${i}`, at, (s) => conversationDecider.decide({ type: "appendDelta", at, replyId: "r", index: i, text: "tok " }, s));
-    }
+    const delta = (i: number) => writer.execute(id, `d${i}`, at, (s) => conversationDecider.decide({ type: "appendDelta", at, replyId: "r", index: i, text: "tok " }, s));
+    const before = Math.max(0, EVENTS - 3 - TAIL);
+    for (let i = 0; i < before; i++) await delta(i);
+    const atSnap = { ...(await writer.load(id)) }; // a copy: the writer's cached actor moves on
+    // Written as a worker writes it: the blob, then the pointer in the stream's meta hash.
+    await blobSnapshotStore(blobs, metaSnapshotPointer(redis, PARTITIONS)).put(ref, {
+      version: atSnap.version,
+      offset: atSnap.offset,
+      state: conversationDecider.toSnapshot(atSnap.state),
+    });
+    for (let i = before; i < EVENTS - 3; i++) await delta(i);
     const loaded = await writer.load(id);
-    await blobSnapshotStore(blobs).put({ kind: "conversation", id }, { version: loaded.version, offset: loaded.offset, state: conversationDecider.toSnapshot(loaded.state) });
-    const time = async (base: ReturnType<typeof blobSnapshotStore>): Promise<Phases> => {
-      // Time the phases by wrapping the snapshot store and the history reader the repository uses.
-      let blobMs = 0;
-      let readMs = 0;
-      const snapshots: ReturnType<typeof blobSnapshotStore> = {
-        exists: (ref) => base.exists(ref),
-        put: (ref, snap) => base.put(ref, snap),
-        async get(ref) {
+    const time = async (base: ReturnType<typeof blobSnapshotStore>, withSnapshots: boolean): Promise<Phases> => {
+      // Time the phases by wrapping the probe, the snapshot store and the store's reads.
+      let iv: { probe: Array<[number, number]>; blob: Array<[number, number]>; read: Array<[number, number]> } = { probe: [], blob: [], read: [] };
+      const timed = <A extends unknown[], R>(k: keyof typeof iv, f: (...a: A) => Promise<R>) =>
+        async (...a: A): Promise<R> => {
           const t = performance.now();
           try {
-            return await base.get(ref);
+            return await f(...a);
           } finally {
-            blobMs += performance.now() - t;
+            iv[k].push([t, performance.now()]);
           }
-        },
-      };
-      const reader = {
-        async read(ref: Parameters<typeof store.read>[0], opts?: Parameters<typeof store.read>[1]) {
-          const t = performance.now();
-          try {
-            return await store.read(ref, opts);
-          } finally {
-            readMs += performance.now() - t;
-          }
-        },
-      };
-      for (let i = 0; i < WARMUP; i++) await new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, reader, snapshots, log }).rehydrate(id);
-      const rows: Array<{ total: number; blob: number; read: number; fold: number; gc: number; start: number; end: number }> = [];
+        };
+      const snapshots: ReturnType<typeof blobSnapshotStore> = { exists: (r) => base.exists(r), put: (r, snap) => base.put(r, snap), get: timed("blob", (r) => base.get(r)) };
+      const timedStore = { ...store, read: timed("read", store.read) };
+      const rawProbe = metaStreamProbe(redis, PARTITIONS, { snapshots: withSnapshots });
+      const probe = { probe: timed("probe", rawProbe.probe) };
+      const repo = () => new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: timedStore, snapshots, probe, log });
+      // Each series starts from a collected heap: the full-stream series leaves ~300 × 10,000 decoded
+      // events of garbage, whose major GC would otherwise land in the next series' loads.
+      collectGarbage();
+      for (let i = 0; i < WARMUP; i++) await repo().rehydrate(id);
+      const rows: Array<Split & { start: number; end: number }> = [];
       for (let i = 0; i < LOADS; i++) {
-        const repo = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, reader, snapshots, log });
-        blobMs = 0;
-        readMs = 0;
+        const r = repo();
+        iv = { probe: [], blob: [], read: [] };
         const t = performance.now();
-        const l = await repo.rehydrate(id);
+        const l = await r.rehydrate(id);
         const t1 = performance.now();
         if (l.version !== loaded.version) throw new Error("rehydration mismatch");
-        rows.push({ total: t1 - t, blob: blobMs, read: readMs, fold: t1 - t - blobMs - readMs, gc: 0, start: t, end: t1 });
+        const len = (x: Array<[number, number]>) => x.reduce((sum, [a, b]) => sum + b - a, 0);
+        const waits = unionLength([...iv.probe, ...iv.blob, ...iv.read]);
+        rows.push({ total: t1 - t, probe: len(iv.probe), blob: len(iv.blob), read: len(iv.read), fold: t1 - t - waits, gc: 0, start: t, end: t1 });
       }
       await new Promise((r) => setImmediate(r)); // let the observer deliver this series' gc entries
       for (const r of rows) r.gc = gcs.reduce((sum, g) => sum + Math.max(0, Math.min(r.end, g.end) - Math.max(r.start, g.start)), 0);
-      const p = (k: "total" | "blob" | "read" | "fold" | "gc"): Pcts => {
+      const p = (k: keyof Split): Pcts => {
         const v = rows.map((r) => r[k]).sort((a, b) => a - b);
         return { p50: pct(v, 50), p99: pct(v, 99) };
       };
-      const split = (r: (typeof rows)[number]) => ({ total: r.total, blob: r.blob, read: r.read, fold: r.fold, gc: r.gc });
+      const split = (r: (typeof rows)[number]): Split => ({ total: r.total, probe: r.probe, blob: r.blob, read: r.read, fold: r.fold, gc: r.gc });
       const byTotal = [...rows].sort((a, b) => b.total - a.total);
       const worst = split(byTotal[0] as (typeof rows)[number]);
-      return { total: p("total"), blob: p("blob"), read: p("read"), fold: p("fold"), gc: p("gc"), worst, slowest: byTotal.slice(0, 5).map(split) };
+      return { total: p("total"), probe: p("probe"), blob: p("blob"), read: p("read"), fold: p("fold"), gc: p("gc"), worst, slowest: byTotal.slice(0, 5).map(split) };
     };
-    const full = await time(noSnapshots as ReturnType<typeof blobSnapshotStore>);
-    const snapshot = await time(blobSnapshotStore(blobs));
-    return { events: loaded.version, full, snapshot };
+    const full = await time(noSnapshots as ReturnType<typeof blobSnapshotStore>, false);
+    const snapshot = await time(blobSnapshotStore(blobs), true);
+    return { events: loaded.version, tail: loaded.version - atSnap.version, full, snapshot };
   } finally {
     obs.disconnect();
     rmSync(dir, { recursive: true, force: true });
@@ -332,11 +373,11 @@ try {
   const re = EVENTS > 0 && LOADS > 0 ? await rehydration() : undefined;
   const ms = (x: number) => x.toFixed(2);
   const phases = (ph: Phases) =>
-    `p50 ${ms(ph.total.p50)} ms p99 ${ms(ph.total.p99)} ms [p99 of each part: blob ${ms(ph.blob.p99)}, tail read ${ms(ph.read.p99)}, decode+fold ${ms(ph.fold.p99)}, gc overlap ${ms(ph.gc.p99)}; ` +
-    `slowest load ${ms(ph.worst.total)} = blob ${ms(ph.worst.blob)} + read ${ms(ph.worst.read)} + fold ${ms(ph.worst.fold)} (gc ${ms(ph.worst.gc)})]`;
+    `p50 ${ms(ph.total.p50)} ms p99 ${ms(ph.total.p99)} ms [p99 of each part: probe ${ms(ph.probe.p99)}, blob ${ms(ph.blob.p99)}, tail read ${ms(ph.read.p99)}, decode+fold ${ms(ph.fold.p99)}, gc overlap ${ms(ph.gc.p99)}; ` +
+    `slowest load ${ms(ph.worst.total)}: probe ${ms(ph.worst.probe)}, blob ${ms(ph.worst.blob)}, read ${ms(ph.worst.read)}, fold ${ms(ph.worst.fold)} (gc ${ms(ph.worst.gc)})]`;
   if (re) {
     console.log(`rehydration of ${re.events} events: full stream ${phases(re.full)}`);
-    console.log(`rehydration of ${re.events} events: snapshot + tail ${phases(re.snapshot)} (${(re.full.total.p50 / re.snapshot.total.p50).toFixed(0)}× faster at p50)`);
+    console.log(`rehydration of ${re.events} events: snapshot + tail of ${re.tail} ${phases(re.snapshot)} (${(re.full.total.p50 / re.snapshot.total.p50).toFixed(0)}× faster at p50)`);
   }
   console.log(JSON.stringify({ commands: cmd, rehydration: re }));
 } finally {

@@ -9,14 +9,35 @@ import { conversationStatus, lookupClientMessage, runningReply, type Conversatio
 import type { ConversationCommand, ConversationDomainEvent } from "../conversation/index.js";
 import { costMicros, DEFAULT_MODEL, estimateTokens, reservationFor, type PriceTable } from "../economics/index.js";
 import type { CommandRecord, CommandResult } from "./command.js";
+import type { Decision } from "../decider.js";
 import type { LedgerPort } from "./ledger-port.js";
 import type { AggregateRepository } from "./repository.js";
-import type { ReplyResponder } from "./responder.js";
+import type { ReplyResponder, ResponderChunk } from "./responder.js";
 import { findInLog } from "./message-history.js";
+import { Pump } from "./pump.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
 import { textDigest } from "../digest.js";
 
 type Conversations = AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>;
+
+/**
+ * Commands decided one after the other, each on the state the previous ones' events lead to, as
+ * one decision (one append). A refused command adds nothing and the next is decided as if it had
+ * not been sent — what executing them one by one did, where a refused piece appended nothing.
+ */
+export function decideInOrder(decider: ConversationDecider, commands: ConversationCommand[], state: ConversationState): Decision<ConversationDomainEvent> {
+  const events: ConversationDomainEvent[] = [];
+  let next = state;
+  for (const c of commands) {
+    const d = decider.decide(c, next);
+    if (!d.ok) continue;
+    for (const e of d.events) {
+      events.push(e);
+      next = decider.evolve(next, e);
+    }
+  }
+  return { ok: true, events, next };
+}
 
 export interface ConversationProcessOptions {
   redis: RedisClient;
@@ -39,6 +60,8 @@ interface Runner {
   abort: AbortController;
   /** Why it was aborted: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
   reason?: "cancel" | "handover" | "shutdown";
+  /** "completed": the reply's end went out with its last pieces, before a cancel could take effect. */
+  outcome?: "completed";
   done: Promise<void>;
 }
 
@@ -256,7 +279,8 @@ export class ConversationProcess {
       runner.reason = "cancel";
       runner.abort.abort();
       await runner.done;
-      return ok({ cancelled: true });
+      // The reply may have completed in the append that was in flight when the cancel came.
+      return ok({ cancelled: runner.outcome !== "completed" });
     }
     return this.o.conversations.exclusive(id, async () => {
       const loaded = await this.o.conversations.load(id, { fresh: true });
@@ -312,34 +336,66 @@ export class ConversationProcess {
     let usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
     let finishReason = "stop";
     let failure: { code: string; message: string } | undefined;
+    let completed = false;
+    // The responder runs ahead of the appends (Pump): pieces that arrive while an append is in
+    // flight go out together in the next one, and when the responder finishes within that batch the
+    // reply's end goes with them — a one-piece reply is one append, not two. Each piece is still
+    // decided as its own appendDelta command with the next index (a retried batch appends nothing
+    // twice: the decider answers a lower index with no events).
+    let pump: Pump<ResponderChunk> | undefined;
+    let finished = false;
     try {
-      const stream = this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal: runner.abort.signal, skip: index });
-      for await (const chunk of stream) {
+      pump = new Pump(this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal: runner.abort.signal, skip: index }));
+      for (;;) {
+        const { items, ended, error } = await pump.take();
         if (runner.abort.signal.aborted) break;
-        if (chunk.kind === "delta") {
-          const at = this.now().toISOString();
-          await repo.execute(id, `delta:${reply.replyId}:${index}`, at, (s) =>
-            this.o.decider.decide({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text }, s),
-          );
-          index++;
-          text += chunk.text;
-          usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
-        } else {
-          finishReason = chunk.finishReason;
-          usage = chunk.usage;
+        const at = this.now().toISOString();
+        const commands: ConversationCommand[] = [];
+        for (const chunk of items) {
+          if (chunk.kind === "delta") {
+            commands.push({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text });
+            index++;
+            text += chunk.text;
+            usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
+          } else {
+            finishReason = chunk.finishReason;
+            usage = chunk.usage;
+          }
         }
+        if (ended && !error) {
+          const cost = costMicros(this.o.prices, model, usage);
+          commands.push({ type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost });
+        }
+        const last = commands[commands.length - 1];
+        if (last) {
+          const commandId = last.type === "appendDelta" ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
+          await repo.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
+          completed = last.type === "completeReply";
+        }
+        finished = ended;
+        if (error) throw error.cause;
+        if (ended) break;
       }
     } catch (e) {
       if (!runner.abort.signal.aborted) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
     }
-    if (runner.reason === "handover" || runner.reason === "shutdown") return; // the next owner ends it
+    // An append failed while the responder still runs: stop it (aborting only now keeps the failure
+    // a failure, not a cancel; the common path creates no abort error at all).
+    if (!finished && !runner.abort.signal.aborted) runner.abort.abort();
+    await pump?.finished;
+    if (completed) runner.outcome = "completed";
+    // Handed over (or shutting down): the next owner ends the reply, or — when the end went out —
+    // settles it and clears its running mark; clearing it here could remove the new owner's mark.
+    if (runner.reason === "handover" || runner.reason === "shutdown") return;
     const at = this.now().toISOString();
     const cost = costMicros(this.o.prices, model, usage);
-    let end: ConversationCommand;
-    if (runner.reason === "cancel") end = { type: "cancelReply", at, replyId: reply.replyId, usage, costMicros: cost };
-    else if (failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...failure };
-    else end = { type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost };
-    await repo.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
+    if (!completed) {
+      let end: ConversationCommand;
+      if (runner.reason === "cancel") end = { type: "cancelReply", at, replyId: reply.replyId, usage, costMicros: cost };
+      else if (failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...failure };
+      else end = { type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost };
+      await repo.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
+    }
     await this.settle(id, first.state, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
     // Once the end is appended the next message may be accepted, and its postMessage marks the
     // conversation running again (under the lock, before starting its runner): clearing after that

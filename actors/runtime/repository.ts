@@ -130,10 +130,17 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   async rehydrate(id: string, opts: { useSnapshot?: boolean } = {}): Promise<Loaded<S>> {
     const ref = this.ref(id);
     const facts = this.o.probe ? await this.o.probe.probe(ref) : undefined;
-    let snap: Snapshot | null = null;
     // Only look in the blob store when the stream's meta says a snapshot was written: most actors
     // are young, and a miss costs a file open or an S3 round trip on every first load.
-    if (opts.useSnapshot !== false && (facts ? facts.snapshot : await this.o.snapshots.exists(ref))) {
+    const useSnapshot = opts.useSnapshot !== false && (facts ? facts.snapshot : await this.o.snapshots.exists(ref));
+    // When the pointer says where the snapshot ends and the stream has events after it, read that
+    // tail while the blob is being fetched: the two waits overlap instead of adding up. The page is
+    // only a guess at what follows the snapshot (another worker may have written a newer one);
+    // catchUpTo uses it only where it continues the state without a gap.
+    const at = useSnapshot ? facts?.snapshotAt : undefined;
+    const prefetched = at && facts && facts.version > at.version ? this.prefetch(ref, at.offset) : undefined;
+    let snap: Snapshot | null = null;
+    if (useSnapshot) {
       try {
         snap = await this.o.snapshots.get(ref);
       } catch (e) {
@@ -148,9 +155,14 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot of the wrong shape; folding from the start");
       }
     }
-    if (facts) await this.catchUpTo(id, loaded, facts);
+    if (facts) await this.catchUpTo(id, loaded, facts, prefetched);
     else await this.catchUp(id, loaded);
     return loaded;
+  }
+
+  /** First page of Redis after `from`, started early; a failure only means it is read again later. */
+  private prefetch(ref: StreamRef, from: string): Promise<RecordedEvent[] | undefined> {
+    return this.o.store.read(ref, { from, limit: PAGE }).catch(() => undefined);
   }
 
   /** Fold every event after `loaded.offset` into it, through the history reader (archive + Redis). */
@@ -169,21 +181,24 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
    * `loaded` without a gap. Trimming only ever removes a stream's oldest entries, so a first entry
    * with the next version means Redis still holds everything after it; a gap, or fewer events than
    * the stream's version, means the archive holds some, and the history reader takes over from
-   * where we are.
+   * where we are. `prefetched` is a first Redis page read from the snapshot pointer's offset: used
+   * the same way (events `loaded` already holds are skipped by `fold`), else read again.
    */
-  private async catchUpTo(id: string, loaded: Loaded<S>, facts: StreamFacts): Promise<void> {
+  private async catchUpTo(id: string, loaded: Loaded<S>, facts: StreamFacts, prefetched?: Promise<RecordedEvent[] | undefined>): Promise<void> {
     if (facts.version <= loaded.version) return;
-    if (this.reader !== this.o.store) {
+    let page = prefetched ? await prefetched : undefined;
+    if (this.reader !== this.o.store || page) {
       const ref = this.ref(id);
       for (;;) {
-        const page = await this.o.store.read(ref, { from: loaded.offset, limit: PAGE });
+        page ??= await this.o.store.read(ref, { from: loaded.offset, limit: PAGE });
         const first = page[0];
-        if (first === undefined || first.version > loaded.version + 1) break; // trimmed past us
+        if (first === undefined || first.version > loaded.version + 1) break; // trimmed past us (or a stale guess)
         for (const e of page) this.fold(loaded, e);
         if (page.length < PAGE) {
           if (loaded.version >= facts.version) return;
           break;
         }
+        page = undefined;
       }
     }
     await this.catchUp(id, loaded);

@@ -38,7 +38,9 @@ export function blobSnapshotStore(blobs: BlobStore, pointer?: SnapshotPointer): 
       return pointer ? (await pointer.get(ref)) > 0 : true;
     },
     async get(ref) {
-      const bytes = await blobs.get(keyOf(ref));
+      // Snapshots are small and rehydration waits on them: let the store take its fastest path
+      // (the file store reads them synchronously; core/blob/file-store.ts has the trade-off).
+      const bytes = await blobs.get(keyOf(ref), { small: true });
       if (!bytes) return null;
       try {
         const snap = JSON.parse(bytes.toString("utf8")) as Snapshot;
@@ -50,14 +52,33 @@ export function blobSnapshotStore(blobs: BlobStore, pointer?: SnapshotPointer): 
     },
     async put(ref, snap) {
       await blobs.put(keyOf(ref), Buffer.from(JSON.stringify(snap)));
-      await pointer?.set(ref, snap.version);
+      await pointer?.set(ref, snap.version, snap.offset);
     },
   };
 }
 
 export interface SnapshotPointer {
   get(ref: StreamRef): Promise<number>;
-  set(ref: StreamRef, version: number): Promise<void>;
+  /** `offset` (the snapshot's last folded event) lets a reader start the tail read before the blob arrives. */
+  set(ref: StreamRef, version: number, offset?: string): Promise<void>;
+}
+
+/**
+ * The meta-hash field holding `<version>/<offset>` of the latest snapshot, beside `snap` (its
+ * version alone, the field older code reads and writes). One field for both so they are always
+ * written together; a reader uses it only when its version equals `snap` (an older worker may have
+ * moved `snap` on without it) — and even then only as a hint, checked against what it reads.
+ */
+export const SNAPSHOT_AT_FIELD = "snapAt";
+
+/** `<version>/<offset>` → its parts, or undefined when malformed. */
+export function parseSnapshotAt(raw: string | null | undefined): { version: number; offset: string } | undefined {
+  if (!raw) return undefined;
+  const slash = raw.indexOf("/");
+  const version = Number(raw.slice(0, slash));
+  const offset = raw.slice(slash + 1);
+  if (slash <= 0 || !Number.isSafeInteger(version) || version <= 0 || offset === "") return undefined;
+  return { version, offset };
 }
 
 /** The pointer in the stream's meta hash (same `{pN}` slot as the stream). */
@@ -67,8 +88,10 @@ export function metaSnapshotPointer(redis: RedisClient, partitions: number): Sna
       const v = await redis.hget(streamKeys(ref, partitions).meta, "snap");
       return v ? Number(v) : 0;
     },
-    async set(ref, version) {
-      await redis.hset(streamKeys(ref, partitions).meta, "snap", String(version));
+    async set(ref, version, offset) {
+      const meta = streamKeys(ref, partitions).meta;
+      if (offset === undefined) await redis.hset(meta, "snap", String(version));
+      else await redis.hset(meta, "snap", String(version), SNAPSHOT_AT_FIELD, `${version}/${offset}`);
     },
   };
 }

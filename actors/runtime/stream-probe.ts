@@ -1,5 +1,6 @@
 import { streamKeys, type StreamRef } from "../../core/keys.js";
 import type { RedisClient } from "../../core/redis/connection.js";
+import { SNAPSHOT_AT_FIELD, parseSnapshotAt } from "./snapshots.js";
 
 /**
  * What rehydration needs to know about a stream before reading it: how many events it holds and
@@ -26,14 +27,23 @@ export interface StreamFacts {
   version: number;
   /** A snapshot pointer is set: look in the blob store. */
   snapshot: boolean;
+  /**
+   * Where the latest snapshot ends (its version and the offset of its last event), when the pointer
+   * records it: the tail after it can then be read while the blob is still being fetched. A hint —
+   * the repository checks what it reads against the snapshot it gets.
+   */
+  snapshotAt?: { version: number; offset: string };
 }
 
 /** The probe over the meta hash; `snapshots: false` when no blob store is configured. */
 export function metaStreamProbe(redis: RedisClient, partitions: number, opts: { snapshots: boolean }): StreamProbe {
   return {
     async probe(ref) {
-      const [version, snap] = await redis.hmget(streamKeys(ref, partitions).meta, "version", "snap");
-      return { version: version ? Number(version) : 0, snapshot: opts.snapshots && !!snap && Number(snap) > 0 };
+      const [version, snap, snapAt] = await redis.hmget(streamKeys(ref, partitions).meta, "version", "snap", SNAPSHOT_AT_FIELD);
+      const facts: StreamFacts = { version: version ? Number(version) : 0, snapshot: opts.snapshots && !!snap && Number(snap) > 0 };
+      const at = facts.snapshot ? parseSnapshotAt(snapAt) : undefined;
+      if (at && at.version === Number(snap)) facts.snapshotAt = at;
+      return facts;
     },
   };
 }

@@ -21,6 +21,16 @@ export interface BlobEntry {
   size: number;
 }
 
+export interface BlobGetOptions {
+  /**
+   * The caller expects a small object and waits for it on a latency-critical path (an actor
+   * snapshot during rehydration). A store may then read it in a way that costs fewer event-loop
+   * turns: the file store reads objects up to its `syncReadMaxBytes` synchronously (file-store.ts
+   * explains the trade-off). The result is the same bytes either way.
+   */
+  small?: boolean;
+}
+
 export interface BlobStore {
   /** "s3" or "file": for logs and /readyz. */
   readonly kind: "s3" | "file";
@@ -32,7 +42,7 @@ export interface BlobStore {
    */
   put(key: string, bytes: Uint8Array, meta?: Record<string, string>): Promise<{ etag?: string }>;
   /** The bytes, or null when there is no such key. */
-  get(key: string): Promise<Buffer | null>;
+  get(key: string, opts?: BlobGetOptions): Promise<Buffer | null>;
   head(key: string): Promise<BlobInfo | null>;
   /** Every key starting with `prefix` (a string prefix, not only a folder), in byte order. */
   list(prefix: string): Promise<BlobEntry[]>;

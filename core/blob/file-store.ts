@@ -1,8 +1,20 @@
 import { randomBytes } from "node:crypto";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { DependencyError, errorMessage } from "../errors.js";
 import { checkBlobKey, checkBlobMeta, checkBlobPrefix, compareKeys, type BlobEntry, type BlobInfo, type BlobStore } from "./blob-store.js";
+
+export interface FileBlobStoreOptions {
+  /**
+   * `get(key, {small: true})` reads objects up to this size synchronously [256 KiB; 0 = never].
+   * See `readSmallSync` for why and what it costs.
+   */
+  syncReadMaxBytes?: number;
+}
+
+/** Default bound of a synchronous read: a snapshot of a long conversation stays under it. */
+export const DEFAULT_SYNC_READ_MAX_BYTES = 256 * 1024;
 
 /**
  * Blobs as files under one directory (DATA_DIR/blobs), for single-node deployments and tests.
@@ -17,8 +29,9 @@ import { checkBlobKey, checkBlobMeta, checkBlobPrefix, compareKeys, type BlobEnt
  * crash between the two can leave new bytes with the old metadata; callers keep anything that must
  * match the bytes inside the bytes (archive segments carry their own manifest in the index).
  */
-export function createFileBlobStore(root: string): BlobStore {
+export function createFileBlobStore(root: string, opts: FileBlobStoreOptions = {}): BlobStore {
   const base = resolve(root);
+  const syncReadMax = opts.syncReadMaxBytes ?? DEFAULT_SYNC_READ_MAX_BYTES;
   const tmpDir = join(base, ".tmp");
   const metaDir = join(base, ".meta");
 
@@ -69,6 +82,47 @@ export function createFileBlobStore(root: string): BlobStore {
   }
 
   const isMissing = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === "ENOENT";
+
+  /**
+   * A small file read synchronously: the bytes, null when missing, or undefined when it is larger
+   * than `syncReadMax` (the caller then reads it asynchronously).
+   *
+   * Why: `readFile` is open, fstat, read and close, each a thread-pool job and an event-loop wake-up.
+   * On a busy machine every wake-up can wait for the scheduler, and that — not the bytes — was the
+   * p99 of rehydrating an actor from its snapshot (docs/actors.md, "Snapshot reads"). Read
+   * synchronously, a snapshot in the page cache costs tens of microseconds and no wake-up.
+   * The price: the event loop is blocked for the duration of the read, so on a cold page cache (the
+   * first load after a reboot, or a file evicted under memory pressure) every other actor of this
+   * worker waits for the disk — one read of at most `syncReadMax` bytes, i.e. ≤ ~1 ms on an SSD.
+   * Only callers that ask (`small: true`: snapshots) take that trade; archive segments (MBs) are
+   * never read this way, and a file over the bound falls back after one fstat.
+   * Writes are a rename of a complete temp file (writeAtomic), so the inode we opened never changes
+   * under us: reading `size` bytes of it is the whole object.
+   */
+  function readSmallSync(p: string): Buffer | null | undefined {
+    let fd: number;
+    try {
+      fd = openSync(p, "r");
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+    try {
+      const st = fstatSync(fd);
+      // Not a regular file, or too big: let readFile answer (the same error or bytes as ever).
+      if (!st.isFile() || st.size > syncReadMax) return undefined;
+      const buf = Buffer.allocUnsafe(st.size);
+      let off = 0;
+      while (off < st.size) {
+        const n = readSync(fd, buf, off, st.size - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      return off === st.size ? buf : buf.subarray(0, off);
+    } finally {
+      closeSync(fd);
+    }
+  }
 
   async function readMeta(key: string): Promise<Record<string, string>> {
     try {
@@ -121,9 +175,13 @@ export function createFileBlobStore(root: string): BlobStore {
       return {};
     },
 
-    async get(key) {
+    async get(key, getOpts) {
       const p = pathOf(key);
       try {
+        if (getOpts?.small && syncReadMax > 0) {
+          const small = readSmallSync(p);
+          if (small !== undefined) return small;
+        }
         return await readFile(p);
       } catch (e) {
         if (isMissing(e)) return null;

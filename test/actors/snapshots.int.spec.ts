@@ -7,7 +7,8 @@ import { createFileBlobStore, type BlobStore } from "../../core/blob/index.js";
 import { createLogger } from "../../core/logger.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
 import { conversationDecider } from "../../actors/conversation/index.js";
-import { AggregateRepository, blobSnapshotStore, noSnapshots } from "../../actors/runtime/index.js";
+import { streamKeys } from "../../core/keys.js";
+import { AggregateRepository, blobSnapshotStore, metaSnapshotPointer, metaStreamProbe, noSnapshots } from "../../actors/runtime/index.js";
 import { testRedis, type TestRedis } from "../support/redis.js";
 import { testS3Bucket } from "../support/s3.js";
 
@@ -96,5 +97,76 @@ describe.each(["file", "s3"] as const)("snapshots in the %s blob store", (kind) 
     const again = await new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, snapshots: blobSnapshotStore(blobs), log }).rehydrate(id);
     expect(again.version).toBe(1);
     expect(again.state.context.ownerId).toBe("u");
+  });
+
+  /**
+   * The meta pointer records where the snapshot ends (`snapAt`), so a first load reads the tail
+   * while the blob is fetched. The pointer is only a hint: whatever it says — older or newer than
+   * the blob, or out of step with `snap` — the state is the whole stream's.
+   */
+  describe("the tail read starts before the blob arrives", () => {
+    const P = 4;
+    const build = async (events: number) => {
+      const store = createRedisEventStore(r.client, { partitions: P, idemTtlMs: 60_000 });
+      const writer = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store, snapshots: noSnapshots, log });
+      const id = `pre-${Math.random().toString(36).slice(2)}`;
+      const offsets: string[] = [""];
+      const run = async (cmd: Parameters<typeof conversationDecider.decide>[0], n: number) => {
+        const res = await writer.execute(id, `c${n}`, cmd.at, (s) => conversationDecider.decide(cmd, s));
+        offsets.push(...(res.appended?.offsets ?? []));
+      };
+      await run({ type: "create", at: at(0), ownerId: "u", tenantId: "t", projectId: null }, 0);
+      await run({ type: "postMessage", at: at(1), messageId: "m1", replyId: "r1", clientMessageId: "c1", text: "hello", userId: "u", maxTokens: 1000 }, 1);
+      for (let i = 0; offsets.length - 1 < events; i++) await run({ type: "appendDelta", at: at(2 + i), replyId: "r1", index: i, text: `t${i} ` }, 2 + i);
+      const states = [conversationDecider.initialState()];
+      for (const e of await store.read({ kind: "conversation", id })) states.push(conversationDecider.evolve(states[states.length - 1] as never, conversationDecider.parseEvent(e)));
+      return { store, id, ref: { kind: "conversation" as const, id }, offsets, states };
+    };
+    /** A first load as a worker does it, counting the Redis reads made before the blob was asked for. */
+    const firstLoad = async (store: ReturnType<typeof createRedisEventStore>, id: string) => {
+      let reads = 0;
+      let readsBeforeBlob = -1;
+      const counted = { ...store, read: (...a: Parameters<typeof store.read>) => (reads++, store.read(...a)) };
+      const base = blobSnapshotStore(blobs);
+      const snapshots = { ...base, get: (ref: Parameters<typeof base.get>[0]) => ((readsBeforeBlob = reads), base.get(ref)) };
+      const probe = metaStreamProbe(r.client, P, { snapshots: true });
+      const loaded = await new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: counted, snapshots, probe, log }).rehydrate(id);
+      return { loaded, readsBeforeBlob };
+    };
+
+    it("reads the tail from the pointer's offset while the snapshot is fetched", async () => {
+      const { store, id, ref, offsets, states } = await build(12);
+      const snapshots = blobSnapshotStore(blobs, metaSnapshotPointer(r.client, P));
+      await snapshots.put(ref, { version: 8, offset: offsets[8] as string, state: conversationDecider.toSnapshot(states[8] as never) });
+      const { loaded, readsBeforeBlob } = await firstLoad(store, id);
+      expect(readsBeforeBlob).toBe(1);
+      expect(loaded.version).toBe(12);
+      expect(loaded.offset).toBe(offsets[12]);
+      expect(loaded.state.context).toEqual(states[12]?.context);
+    });
+
+    it("equals the whole stream whatever the pointer says", async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 3, max: 30 }).chain((n) =>
+            fc.record({ n: fc.constant(n), blob: fc.integer({ min: 1, max: n }), at: fc.integer({ min: 1, max: n }), snap: fc.option(fc.integer({ min: 1, max: n })) }),
+          ),
+          async ({ n, blob, at: atVersion, snap }) => {
+            const { store, id, ref, offsets, states } = await build(n);
+            await blobSnapshotStore(blobs).put(ref, { version: blob, offset: offsets[blob] as string, state: conversationDecider.toSnapshot(states[blob] as never) });
+            // `snap` null: in step with snapAt (as written); else possibly moved on by an older worker.
+            await r.client.hset(streamKeys(ref, P).meta, "snap", String(snap ?? atVersion), "snapAt", `${atVersion}/${offsets[atVersion]}`);
+            const { loaded, readsBeforeBlob } = await firstLoad(store, id);
+            expect(loaded.version).toBe(n);
+            expect(loaded.offset).toBe(offsets[n]);
+            expect(loaded.state.value).toEqual(states[n]?.value);
+            expect(loaded.state.context).toEqual(states[n]?.context);
+            const prefetches = (snap === null || snap === atVersion) && atVersion < n;
+            expect(readsBeforeBlob).toBe(prefetches ? 1 : 0);
+          },
+        ),
+        { numRuns: kind === "file" ? 25 : 8 },
+      );
+    });
   });
 });

@@ -139,6 +139,46 @@ describe("file store atomic writes", () => {
   });
 });
 
+describe("file store: small objects read synchronously (get with small: true)", () => {
+  let dir: string;
+  let store: BlobStore;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tributary-blob-small-"));
+    store = createFileBlobStore(dir, { syncReadMaxBytes: 1000 });
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("answers the same bytes as a plain get, below, at and above the bound, and null when missing", async () => {
+    for (const size of [0, 1, 999, 1000, 1001, 70_000]) {
+      const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 17 + size) & 0xff));
+      await store.put(`small/${size}.bin`, bytes);
+      const small = await store.get(`small/${size}.bin`, { small: true });
+      expect(Buffer.compare(small as Buffer, bytes)).toBe(0);
+      expect(Buffer.compare(small as Buffer, (await store.get(`small/${size}.bin`)) as Buffer)).toBe(0);
+    }
+    expect(await store.get("small/missing.bin", { small: true })).toBeNull();
+  });
+
+  it("answers a small object without waiting for an event-loop turn (readFile needs several)", async () => {
+    await store.put("small/turn.json", Buffer.from('{"v":1}'));
+    const turns = async (opts?: { small: boolean }) => {
+      let turned = false;
+      setImmediate(() => (turned = true));
+      const got = await store.get("small/turn.json", opts);
+      expect(got?.toString()).toBe('{"v":1}');
+      return turned;
+    };
+    expect(await turns({ small: true })).toBe(false);
+    expect(await turns()).toBe(true);
+  });
+
+  it("fails a key that is a folder the same way with or without the hint", async () => {
+    await store.put("folder/inside", Buffer.from("x"));
+    await expect(store.get("folder")).rejects.toBeInstanceOf(DependencyError);
+    await expect(store.get("folder", { small: true })).rejects.toBeInstanceOf(DependencyError);
+  });
+});
+
 describe("createBlobStore", () => {
   it("uses files under DATA_DIR/blobs without S3_BUCKET", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tributary-blob-"));
