@@ -26,6 +26,7 @@ import { Redis } from "ioredis";
 import { encodeEvent } from "../core/codec.js";
 import { CURRENT_SCHEMA, type NewEvent } from "../core/envelope.js";
 import { createRedisEventStore } from "../core/redis/event-store.js";
+import { deletePrefix } from "./lib/redis-cleanup.js";
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -141,14 +142,7 @@ try {
     );
   }
 } finally {
-  const raw = new Redis(URL_);
-  let cursor = "0";
-  do {
-    const [next, found] = await raw.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (found.length > 0) await raw.unlink(...found);
-  } while (cursor !== "0");
-  raw.disconnect();
+  await deletePrefix(URL_, prefix);
   oursClient.disconnect();
   baseClient.disconnect();
 }

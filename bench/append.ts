@@ -45,6 +45,7 @@ import { encodeEvent } from "../core/codec.js";
 import { CURRENT_SCHEMA, type NewEvent } from "../core/envelope.js";
 import type { StreamRef } from "../core/keys.js";
 import { createRedisEventStore } from "../core/redis/event-store.js";
+import { deletePrefix } from "./lib/redis-cleanup.js";
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -220,14 +221,7 @@ async function runXadd(key: string, clients: number, pipeline: number, seconds: 
 const LUA_XADD = "return redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])";
 
 async function cleanup(redis: Redis): Promise<void> {
-  const raw = new Redis(URL_);
-  let cursor = "0";
-  do {
-    const [next, found] = await raw.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (found.length > 0) await raw.unlink(...found);
-  } while (cursor !== "0");
-  raw.disconnect();
+  await deletePrefix(URL_, prefix);
   redis.disconnect();
 }
 

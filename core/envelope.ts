@@ -134,3 +134,18 @@ const OFFSET_RE = /^\d{1,20}(-\d{1,20})?$/;
 export function isOffset(s: string): boolean {
   return OFFSET_RE.test(s);
 }
+
+/**
+ * The millisecond part of a stream id ("<ms>-<seq>"), 0 if there is none: the append time (the
+ * append script takes it from Redis's TIME), read without a slice or a parse because the edge does
+ * it once per live event.
+ */
+export function offsetMillis(offset: string): number {
+  let ms = 0;
+  for (let i = 0; i < offset.length; i++) {
+    const c = offset.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    ms = ms * 10 + c;
+  }
+  return ms;
+}

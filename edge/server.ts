@@ -1,4 +1,5 @@
 import { errorMessage } from "../core/errors.js";
+import { offsetMillis } from "../core/envelope.js";
 import type { EdgeDeps } from "./deps.js";
 import { Fanout, type OlderEventsReader } from "./fanout/index.js";
 import { eventsJsonHandler, mountEventsJsonRoute, mountHttpRoutes, mountNotFound } from "./routes/index.js";
@@ -126,13 +127,3 @@ export function createEdgeServer(deps: EdgeDeps, opts: EdgeServerOptions = {}): 
   };
 }
 
-/** The millisecond part of a stream id ("<ms>-<seq>"), 0 if there is none. */
-function offsetMillis(offset: string): number {
-  let ms = 0;
-  for (let i = 0; i < offset.length; i++) {
-    const c = offset.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) break;
-    ms = ms * 10 + c;
-  }
-  return ms;
-}

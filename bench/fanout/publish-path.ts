@@ -18,6 +18,7 @@
  */
 import { Histogram } from "prom-client";
 import { encodeEvent, decodeEvent } from "../../core/codec.js";
+import { offsetMillis } from "../../core/envelope.js";
 import { Fanout } from "../../edge/fanout/fanout.js";
 import type { RawEntry } from "../../edge/fanout/entries.js";
 import type { RedisClient } from "../../core/redis/connection.js";
@@ -56,16 +57,6 @@ function entries(conversation: number, n: number, from: number): RawEntry[] {
   });
 }
 
-/** The append time of an offset, as edge/server.ts reads it for the lag histogram (no slice, no parse). */
-function offsetMillis(offset: string): number {
-  let ms = 0;
-  for (let i = 0; i < offset.length; i++) {
-    const c = offset.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) break;
-    ms = ms * 10 + c;
-  }
-  return ms;
-}
 
 async function main(): Promise<void> {
   // The same no-op publish for both paths (uWS's native send is not measured).

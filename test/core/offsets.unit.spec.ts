@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compareOffsets, compareOffsetsBig } from "../../core/envelope.js";
+import { compareOffsets, compareOffsetsBig, offsetMillis } from "../../core/envelope.js";
 
 /**
  * compareOffsets takes fast paths (text order for ids of the same shape, else digit by digit; no
@@ -73,5 +73,17 @@ describe("compareOffsets", () => {
       }),
       { numRuns: 5_000 },
     );
+  });
+});
+
+describe("offsetMillis", () => {
+  it("is the millisecond part of any stream id, and 0 without one", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 48 }), fc.nat(), (ms, seq) => {
+        expect(offsetMillis(`${ms}-${seq}`)).toBe(ms);
+      }),
+    );
+    expect(offsetMillis("")).toBe(0);
+    expect(offsetMillis("-3")).toBe(0);
   });
 });
