@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Config } from "../config.js";
 import type { BlobStore } from "./blob-store.js";
 import { createFileBlobStore } from "./file-store.js";
-import { createS3BlobStore } from "./s3-store.js";
+import { loadOnFirstUse } from "./lazy-store.js";
 
 export type BlobConfig = Pick<Config, "S3_BUCKET" | "S3_ENDPOINT" | "S3_REGION" | "S3_FORCE_PATH_STYLE" | "DATA_DIR">;
 
@@ -12,12 +12,14 @@ export type BlobConfig = Pick<Config, "S3_BUCKET" | "S3_ENDPOINT" | "S3_REGION" 
  */
 export function createBlobStore(cfg: BlobConfig): BlobStore {
   if (cfg.S3_BUCKET) {
-    return createS3BlobStore({
+    const opts = {
       bucket: cfg.S3_BUCKET,
       region: cfg.S3_REGION,
       ...(cfg.S3_ENDPOINT ? { endpoint: cfg.S3_ENDPOINT } : {}),
       forcePathStyle: cfg.S3_FORCE_PATH_STYLE,
-    });
+    };
+    // The AWS SDK is loaded on the store's first call (core/blob/lazy-store.ts).
+    return loadOnFirstUse("s3", `s3://${cfg.S3_BUCKET}/`, async () => (await import("./s3-store.js")).createS3BlobStore(opts));
   }
   return createFileBlobStore(join(cfg.DATA_DIR, "blobs"));
 }

@@ -1,13 +1,13 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { BlobStore } from "../../core/blob/blob-store.js";
 import { createBlobStore } from "../../core/blob/create.js";
 import { createFileBlobStore } from "../../core/blob/file-store.js";
 import { createS3BlobStore } from "../../core/blob/s3-store.js";
 import { DependencyError, TributaryError } from "../../core/errors.js";
-import { testS3Bucket, type TestS3 } from "../support/s3.js";
+import { S3_ENDPOINT, S3_REGION, testS3Bucket, type TestS3 } from "../support/s3.js";
 
 /** One suite, two backends: the real S3 server (radosgw) and the file store. */
 interface Backend {
@@ -196,6 +196,31 @@ describe("createBlobStore", () => {
     const store = createBlobStore({ DATA_DIR: "/nonexistent", S3_BUCKET: "b", S3_REGION: "us-east-1", S3_FORCE_PATH_STYLE: true, S3_ENDPOINT: "http://127.0.0.1:7480" });
     expect(store.kind).toBe("s3");
     expect(store.location).toBe("s3://b/");
+  });
+
+  it("with S3_BUCKET, loads the S3 store on first use and serves every operation through it", async () => {
+    const s3 = await testS3Bucket();
+    vi.stubEnv("AWS_ACCESS_KEY_ID", s3.env.AWS_ACCESS_KEY_ID as string);
+    vi.stubEnv("AWS_SECRET_ACCESS_KEY", s3.env.AWS_SECRET_ACCESS_KEY as string);
+    const store = createBlobStore({ DATA_DIR: "/nonexistent", S3_BUCKET: s3.bucket, S3_REGION: S3_REGION, S3_FORCE_PATH_STYLE: true, S3_ENDPOINT: S3_ENDPOINT });
+    try {
+      await store.check();
+      await store.put("lazy/a", Buffer.from("one"), { k: "v" });
+      expect((await store.get("lazy/a", { small: true }))?.toString()).toBe("one");
+      expect((await store.head("lazy/a"))?.meta).toEqual({ k: "v" });
+      expect((await store.list("lazy/")).map((e) => e.key)).toEqual(["lazy/a"]);
+      await store.delete("lazy/a");
+      expect(await store.get("lazy/a")).toBeNull();
+    } finally {
+      await store.close();
+      vi.unstubAllEnvs();
+      await s3.cleanup();
+    }
+  });
+
+  it("closing a lazily loaded store that was never used loads nothing and succeeds", async () => {
+    const store = createBlobStore({ DATA_DIR: "/nonexistent", S3_BUCKET: "b", S3_REGION: "us-east-1", S3_FORCE_PATH_STYLE: true, S3_ENDPOINT: "http://127.0.0.1:1" });
+    await expect(store.close()).resolves.toBeUndefined();
   });
 
   it("reports an unreachable S3 server as a DependencyError", async () => {
