@@ -17,14 +17,10 @@ import { ledgerDecider, type LedgerState } from "../actors/ledger/decider.js";
 import type { NeutralCommand } from "../actors/ledger/machine.js";
 import { decideWith, decideWithInterpreter, evolveWith } from "../actors/machine-decider.js";
 import { deriveEvolve } from "../actors/machine-evolve.js";
+import { numberFlag } from "./lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (n: string, d: number): number => {
-  const i = argv.indexOf(n);
-  return i >= 0 ? Number(argv[i + 1]) : d;
-};
-const ROUNDS = arg("--rounds", 5);
-const N = arg("--iterations", 20_000);
+const ROUNDS = numberFlag("--rounds", 5);
+const N = numberFlag("--iterations", 20_000);
 
 type Path = {
   decide: (m: AnyStateMachine, s: AnyMachineSnapshot, e: EventObject) => { ok: boolean; events?: unknown[] };

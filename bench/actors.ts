@@ -52,29 +52,25 @@ import {
   metaStreamProbe,
   noSnapshots,
 } from "../actors/runtime/index.js";
+import { flag, hasFlag, numberFlag } from "./lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (n: string, d: number): number => {
-  const i = argv.indexOf(n);
-  return i >= 0 ? Number(argv[i + 1]) : d;
-};
-const COMMANDS = arg("--commands", 20_000);
-const CONCURRENCY = arg("--concurrency", 256);
-const EVENTS = arg("--events", 10_000);
-const LOADS = arg("--loads", 200);
+const COMMANDS = numberFlag("--commands", 20_000);
+const CONCURRENCY = numberFlag("--concurrency", 256);
+const EVENTS = numberFlag("--events", 10_000);
+const LOADS = numberFlag("--loads", 200);
 /** Untimed loads before each timed series: a worker process is warm (JIT, first snapshot decode). */
-const WARMUP = arg("--warmup", 5);
+const WARMUP = numberFlag("--warmup", 5);
 /** Events after the snapshot in the rehydration bench (0: the snapshot is the stream's head). */
-const TAIL = arg("--tail", 0);
-const WORKLOAD: string = argv.includes("--workload") ? (argv[argv.indexOf("--workload") + 1] ?? "") : "new";
+const TAIL = numberFlag("--tail", 0);
+const WORKLOAD: string = flag("--workload") ?? "new";
 if (WORKLOAD !== "new" && WORKLOAD !== "returning") {
   console.error("bench: --workload new|returning");
   process.exit(2);
 }
 const RETURNING = WORKLOAD === "returning";
-const MESSAGES = arg("--messages", 5);
+const MESSAGES = numberFlag("--messages", 5);
 // Returning users need each reply to end before their next message: replies stream at once.
-const LIFECYCLE = argv.includes("--lifecycle") || RETURNING;
+const LIFECYCLE = hasFlag("--lifecycle") || RETURNING;
 const url = new URL(process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379");
 if (!["127.0.0.1", "localhost", "::1"].includes(url.hostname)) {
   console.error("bench: loopback only");

@@ -27,20 +27,16 @@ import { encodeEvent } from "../core/codec.js";
 import { CURRENT_SCHEMA, type NewEvent } from "../core/envelope.js";
 import { createRedisEventStore } from "../core/redis/event-store.js";
 import { deletePrefix } from "./lib/redis-cleanup.js";
+import { flag } from "./lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const BASE = arg("--base");
+const BASE = flag("--base");
 if (!BASE) {
   console.error("usage: npx tsx bench/append-ab.ts --base <checkout> [--writers 1,8,64] [--seconds 1.5] [--rounds 5]");
   process.exit(2);
 }
-const SECONDS = Number(arg("--seconds") ?? 1.5);
-const ROUNDS = Math.max(1, Number(arg("--rounds") ?? 5));
-const WRITERS = (arg("--writers") ?? "1,8,64").split(",").map(Number);
+const SECONDS = Number(flag("--seconds") ?? 1.5);
+const ROUNDS = Math.max(1, Number(flag("--rounds") ?? 5));
+const WRITERS = (flag("--writers") ?? "1,8,64").split(",").map(Number);
 const URL_ = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const url = new URL(URL_);
 if (!["127.0.0.1", "localhost", "::1"].includes(url.hostname)) {

@@ -46,19 +46,15 @@ import { CURRENT_SCHEMA, type NewEvent } from "../core/envelope.js";
 import type { StreamRef } from "../core/keys.js";
 import { createRedisEventStore } from "../core/redis/event-store.js";
 import { deletePrefix } from "./lib/redis-cleanup.js";
+import { flag, hasFlag } from "./lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const SECONDS = Number(arg("--seconds") ?? 2);
-const ROUNDS = Math.max(1, Number(arg("--rounds") ?? 3));
-const AUTOPIPELINING = !argv.includes("--no-autopipelining");
-const JSON_OUT = arg("--json");
+const SECONDS = Number(flag("--seconds") ?? 2);
+const ROUNDS = Math.max(1, Number(flag("--rounds") ?? 3));
+const AUTOPIPELINING = !hasFlag("--no-autopipelining");
+const JSON_OUT = flag("--json");
 /** Also measure the 1-XADD Lua floor and the same XADDs through ioredis (about +60 % run time). */
-const EXTRAS = argv.includes("--extras");
-const ONLY = arg("--only"); // e.g. "single:64" — one case, for quick checks
+const EXTRAS = hasFlag("--extras");
+const ONLY = flag("--only"); // e.g. "single:64" — one case, for quick checks
 const URL_ = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const url = new URL(URL_);
 const HOST = url.hostname;
@@ -68,7 +64,7 @@ if (!["127.0.0.1", "localhost", "::1"].includes(HOST)) {
   process.exit(2);
 }
 /** The configuration default (core/config.ts): writers' streams spread over them as in production. */
-const PARTITIONS = Number(arg("--partitions") ?? 16);
+const PARTITIONS = Number(flag("--partitions") ?? 16);
 const prefix = `bench:${randomUUID().slice(0, 8)}:`;
 
 /** A typical streamed-reply event: one assistant.delta of a few tokens. */

@@ -26,16 +26,12 @@ import { decodeEvent, encodeEvent } from "../core/codec.js";
 import type { StreamMessage } from "../core/consumer.js";
 import { keys } from "../core/keys.js";
 import { StreamConsumer } from "../core/redis/consumer.js";
+import { flag } from "./lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const EVENTS = Math.max(1000, Number(arg("--events") ?? 200_000));
-const PARTITIONS = Math.max(1, Number(arg("--partitions") ?? 4));
-const ROUNDS = Math.max(1, Number(arg("--rounds") ?? 2));
-const JSON_OUT = arg("--json");
+const EVENTS = Math.max(1000, Number(flag("--events") ?? 200_000));
+const PARTITIONS = Math.max(1, Number(flag("--partitions") ?? 4));
+const ROUNDS = Math.max(1, Number(flag("--rounds") ?? 2));
+const JSON_OUT = flag("--json");
 const DEADLINE_MS = 120_000;
 const url = new URL(process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379");
 if (!["127.0.0.1", "localhost", "::1", "[::1]"].includes(url.hostname)) {
@@ -159,7 +155,7 @@ async function main(): Promise<void> {
     { name: "noop-500", batch: 500, decode: false },
     { name: "decode-1000", batch: 1000, decode: true },
   ];
-  const only = arg("--cases")?.split(",");
+  const only = flag("--cases")?.split(",");
   const chosen = only ? cases.filter((c) => c.raw || only.includes(c.name)) : cases;
   const t = performance.now();
   await fill();

@@ -26,15 +26,11 @@ import { Server } from "socket.io";
 import { streamKeys } from "../../core/keys.js";
 import { createApp, listenApp } from "../../edge/uws.js";
 import { StreamFollower } from "../lib/stream-follower.js";
+import { flag, hasFlag } from "../lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const MODE = arg("--mode") ?? "chat";
-const UWS = argv.includes("--uws");
-const PORT = Number(arg("--port") ?? 0);
+const MODE = flag("--mode") ?? "chat";
+const UWS = hasFlag("--uws");
+const PORT = Number(flag("--port") ?? 0);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = process.env.BENCH_PREFIX ?? "bench:baseline:";
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 16);

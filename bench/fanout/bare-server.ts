@@ -15,14 +15,10 @@
 import { streamKeys } from "../../core/keys.js";
 import { createApp, listenApp, type HttpResponse } from "../../edge/uws.js";
 import { StreamFollower } from "../lib/stream-follower.js";
+import { flag } from "../lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const TRANSPORT = arg("--transport") ?? "ws";
-const PORT = Number(arg("--port") ?? 0);
+const TRANSPORT = flag("--transport") ?? "ws";
+const PORT = Number(flag("--port") ?? 0);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = process.env.BENCH_PREFIX ?? "";
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 16);

@@ -18,17 +18,13 @@ import { ClientPool } from "../clients/pool.js";
 import { deletePrefix } from "../lib/redis-cleanup.js";
 import { newDeploymentEnv, removeDir, spawnServer } from "../lib/spawn.js";
 import type { FromAppender, ToAppender } from "./appender.js";
+import { stringFlag } from "../lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
-const TRANSPORT = arg("--transport", "sio");
+const TRANSPORT = stringFlag("--transport", "sio");
 if (TRANSPORT !== "sio" && TRANSPORT !== "sse") throw new Error("--transport sio|sse");
-const BASE = Math.min(5000, Number(arg("--base", "500")));
-const MORE = Math.min(10_000, Number(arg("--more", "2000")));
-const TOP = Number(arg("--top", "25"));
+const BASE = Math.min(5000, Number(stringFlag("--base", "500")));
+const MORE = Math.min(10_000, Number(stringFlag("--more", "2000")));
+const TOP = Number(stringFlag("--top", "25"));
 const CONVERSATIONS = 100;
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 if (!/^redis:\/\/(127\.|localhost)/.test(REDIS_URL)) throw new Error("BENCH_REDIS_URL must be a loopback Redis");

@@ -24,14 +24,10 @@ import type { RawEntry } from "../../edge/fanout/entries.js";
 import type { RedisClient } from "../../core/redis/connection.js";
 import { chatEventFrame } from "../../edge/socketio/frames.js";
 import { PublishRing } from "../../edge/socketio/journal.js";
+import { hasFlag, numberFlag } from "../lib/args.js";
 
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: number): number => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const EVENTS = arg("--events", 200_000);
-const ROUNDS = arg("--rounds", 5);
+const EVENTS = numberFlag("--events", 200_000);
+const ROUNDS = numberFlag("--rounds", 5);
 const CONVERSATIONS = 100;
 const PER_ROUND = 400; // entries per XREAD reply at ~84k deliveries/s in the traced runs
 
@@ -67,9 +63,9 @@ async function main(): Promise<void> {
   const fanout = new Fanout({ redis: stubRedis, partitions: 16, publish, log: undefined });
   fanout.registerEncoder("sio", (env) => chatEventFrame(env));
   const ring = new PublishRing(8192);
-  if (!argv.includes("--no-ring")) fanout.onPublish((env, seq) => ring.push(seq, env.conversationId, env.offset));
+  if (!hasFlag("--no-ring")) fanout.onPublish((env, seq) => ring.push(seq, env.conversationId, env.offset));
   const lag = new Histogram({ name: "bench_lag_ms", help: "lag", labelNames: ["transport"], buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }).labels({ transport: "fanout" });
-  if (!argv.includes("--no-lag")) {
+  if (!hasFlag("--no-lag")) {
     fanout.onPublish((env) => {
       const at = offsetMillis(env.offset);
       if (at > 0) lag.observe(Math.max(0, Date.now() - at));

@@ -40,13 +40,9 @@ import { toMarkdown } from "../report/markdown.js";
 import { renderBars, renderChart } from "../report/svg.js";
 import type { BenchReport, RunResult } from "../report/types.js";
 import type { FromAppender, ToAppender } from "./appender.js";
+import { hasFlag, stringFlag } from "../lib/args.js";
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
 const ALL = ["socketio", "socketio-uws", "bare-ws", "bare-sse", "tributary-sio", "tributary-sse", "tributary-sio-ab", "tributary-sse-ab"] as const;
 /**
  * `tributary-sio-ab` / `tributary-sse-ab`: the same edge from another checkout (BENCH_AB_CHECKOUT, e.g.
@@ -55,34 +51,34 @@ const ALL = ["socketio", "socketio-uws", "bare-ws", "bare-sse", "tributary-sio",
  */
 const AB_BIN = process.env.BENCH_AB_CHECKOUT ? join(process.env.BENCH_AB_CHECKOUT, "edge/cli/bin.mjs") : undefined;
 type ServerName = (typeof ALL)[number];
-const SERVERS = arg("--servers", ALL.join(",")).split(",") as ServerName[];
+const SERVERS = stringFlag("--servers", ALL.join(",")).split(",") as ServerName[];
 for (const s of SERVERS) if (!ALL.includes(s)) throw new Error(`unknown server ${s}; one of ${ALL.join(", ")}`);
-const LAYOUTS = arg("--layouts", "1000x100")
+const LAYOUTS = stringFlag("--layouts", "1000x100")
   .split(",")
   .map((l) => {
     const [c, k] = l.split("x").map(Number);
     if (!c || !k || c > 20_000 || k > c || c % k !== 0) throw new Error(`bad layout ${l}: CLIENTSxCONVERSATIONS, clients a multiple of conversations, ≤ 20000`);
     return { clients: c, conversations: k };
   });
-const RATES = arg("--rates", "10000,40000").split(",").map(Number).filter((n) => n > 0);
-const SECONDS = Math.min(30, Number(arg("--seconds", "4")));
-const SEARCH = argv.includes("--search");
-const SEARCH_FROM = Number(arg("--search-from", "5000"));
-const SEARCH_MAX = Math.min(1_000_000, Number(arg("--search-max", "300000")));
-const SEARCH_STEPS = Math.min(10, Number(arg("--search-steps", "6")));
+const RATES = stringFlag("--rates", "10000,40000").split(",").map(Number).filter((n) => n > 0);
+const SECONDS = Math.min(30, Number(stringFlag("--seconds", "4")));
+const SEARCH = hasFlag("--search");
+const SEARCH_FROM = Number(stringFlag("--search-from", "5000"));
+const SEARCH_MAX = Math.min(1_000_000, Number(stringFlag("--search-max", "300000")));
+const SEARCH_STEPS = Math.min(10, Number(stringFlag("--search-steps", "6")));
 const STEP_FACTOR = 1.6;
 /** Other work above this many cores during a failing step voids the attempt (see tryRate), at most MAX_DISTURBED times per rate. */
-const DISTURBED = Number(arg("--disturbed", "0.3"));
+const DISTURBED = Number(stringFlag("--disturbed", "0.3"));
 const MAX_DISTURBED = 1;
 /** An unmeasured interval at WARMUP_RATE before the first measured one (see measureLayout); 0 = none. */
-const WARMUP_SECONDS = Math.max(0, Math.min(10, Number(arg("--warmup", "3"))));
-const WARMUP_RATE = Number(arg("--warmup-rate", "10000"));
+const WARMUP_SECONDS = Math.max(0, Math.min(10, Number(stringFlag("--warmup", "3"))));
+const WARMUP_RATE = Number(stringFlag("--warmup-rate", "10000"));
 /** Bisection steps between the last passing and the first failing rate of the search (see measureLayout). */
-const REFINE = Math.max(0, Math.min(4, Number(arg("--refine", "2"))));
-const IDLE = Math.min(20_000, Number(arg("--idle", "0")));
-const WORKERS = Math.min(8, Number(arg("--workers", "3")));
-const OUT = arg("--out", "bench-results/fanout");
-const PROFILE_DIR = argv.includes("--profile-dir") ? arg("--profile-dir", "") : "";
+const REFINE = Math.max(0, Math.min(4, Number(stringFlag("--refine", "2"))));
+const IDLE = Math.min(20_000, Number(stringFlag("--idle", "0")));
+const WORKERS = Math.min(8, Number(stringFlag("--workers", "3")));
+const OUT = stringFlag("--out", "bench-results/fanout");
+const PROFILE_DIR = hasFlag("--profile-dir") ? stringFlag("--profile-dir", "") : "";
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 if (!/^redis:\/\/(127\.|localhost)/.test(REDIS_URL)) throw new Error("BENCH_REDIS_URL must be a loopback Redis");
 const PARTITIONS = 16;
@@ -111,7 +107,7 @@ const deployment = newDeploymentEnv({ REDIS_URL, PARTITIONS: String(PARTITIONS) 
  * --trace DIR: a pipeline trace of every server (trace.mjs: XREAD rounds, GC pauses) and of the
  * clients' slow deliveries, for attribute.ts. The client workers inherit BENCH_TRACE_DIR.
  */
-const TRACE_DIR = argv.includes("--trace") ? arg("--trace", "") : "";
+const TRACE_DIR = hasFlag("--trace") ? stringFlag("--trace", "") : "";
 if (TRACE_DIR) {
   mkdirSync(TRACE_DIR, { recursive: true });
   process.env.BENCH_TRACE_DIR = TRACE_DIR;
