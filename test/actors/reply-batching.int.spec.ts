@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../core/logger.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
 import type { RecordedEvent } from "../../core/envelope.js";
-import { ActorWorker, CommandApi, CommandBus, ReplyListener, allPartitionsOwnership, type ReplyResponder } from "../../actors/runtime/index.js";
+import type { CommandApi, ReplyResponder } from "../../actors/runtime/index.js";
+import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, type TestRedis } from "../support/redis.js";
 
 /**
@@ -43,32 +44,19 @@ describe.each([
   { name: "a reply in bursts", bursts: [3, 1, 4, 2] },
 ])("reply pieces batched per append: $name", ({ bursts }) => {
   let r: TestRedis;
-  let worker: ActorWorker;
+  let w: InProcessWorker | undefined;
   let api: CommandApi;
-  let replies: ReplyListener;
   const log = createLogger("silent");
   const pieces = bursts.reduce((a, b) => a + b, 0);
 
   beforeAll(async () => {
     r = await testRedis("single");
     const store = createRedisEventStore(r.client, { partitions: config.PARTITIONS, idemTtlMs: 60_000 });
-    worker = new ActorWorker({
-      config,
-      redis: r.client,
-      store,
-      responder: burstResponder(bursts),
-      ownership: allPartitionsOwnership(config.PARTITIONS),
-      log,
-      consumer: { blockMs: 100, retryBaseMs: 50, claimIdleMs: 2000 },
-    });
-    await worker.start();
-    replies = new ReplyListener(r.duplicate(), log);
-    replies.start();
-    api = new CommandApi(new CommandBus(r.client, config.PARTITIONS, replies), worker.ledgerPort);
+    w = await startInProcessWorker(r, { config, store, responder: burstResponder(bursts), log });
+    api = w.api;
   });
   afterAll(async () => {
-    await worker?.stop(100);
-    await replies?.stop();
+    await w?.stop();
     await r?.cleanup();
   });
 

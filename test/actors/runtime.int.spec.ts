@@ -3,14 +3,8 @@ import { createLogger } from "../../core/logger.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
 import type { RecordedEvent } from "../../core/envelope.js";
 import { userLedgerId } from "../../core/events/ledger.js";
-import {
-  ActorWorker,
-  CommandApi,
-  CommandBus,
-  ReplyListener,
-  allPartitionsOwnership,
-  type ReplyResponder,
-} from "../../actors/runtime/index.js";
+import type { CommandApi, ReplyResponder } from "../../actors/runtime/index.js";
+import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, REDIS_MODES, type TestRedis } from "../support/redis.js";
 
 /** A deterministic responder: `n` one-word pieces, `delayMs` apart, honouring abort. */
@@ -43,32 +37,19 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000):
 
 describe.each(REDIS_MODES)("actor runtime on %s Redis", (mode) => {
   let r: TestRedis;
-  let worker: ActorWorker;
+  let w: InProcessWorker | undefined;
   let api: CommandApi;
-  let replies: ReplyListener;
   const log = createLogger("silent");
   const store = () => createRedisEventStore(r.client, { partitions: config.PARTITIONS, idemTtlMs: 60_000 });
 
   beforeAll(async () => {
     r = await testRedis(mode);
-    worker = new ActorWorker({
-      config,
-      redis: r.client,
-      store: store(),
-      responder: wordsResponder(6, 15),
-      ownership: allPartitionsOwnership(config.PARTITIONS),
-      log,
-      consumer: { blockMs: 100, retryBaseMs: 50, claimIdleMs: 2000 },
-    });
-    await worker.start();
-    replies = new ReplyListener(r.duplicate(), log);
-    replies.start();
-    api = new CommandApi(new CommandBus(r.client, config.PARTITIONS, replies), worker.ledgerPort);
+    w = await startInProcessWorker(r, { config, store: store(), responder: wordsResponder(6, 15), log });
+    api = w.api;
   });
 
   afterAll(async () => {
-    await worker?.stop(100);
-    await replies?.stop();
+    await w?.stop();
     await r?.cleanup();
   });
 

@@ -6,7 +6,8 @@ import type { BlobStore } from "../../core/blob/index.js";
 import { createLogger } from "../../core/logger.js";
 import { createArchivedEventReader } from "../../core/redis/archived-reader.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
-import { ActorWorker, CommandApi, CommandBus, ReplyListener, allPartitionsOwnership } from "../../actors/runtime/index.js";
+import type { ActorWorker, CommandApi } from "../../actors/runtime/index.js";
+import { startInProcessWorker } from "./in-process-worker.js";
 import type { TestRedis } from "./redis.js";
 
 /**
@@ -29,9 +30,8 @@ export async function startArchiveWorker(r: TestRedis, o: { partitions?: number;
   const blobs = createFileBlobStore(dir);
   const log = createLogger("silent");
   const store = createRedisEventStore(r.client, { partitions: P, idemTtlMs: 60_000 });
-  const worker = new ActorWorker({
+  const w = await startInProcessWorker(r, {
     config: { PARTITIONS: P, MAX_DELIVERIES: 3, SNAPSHOT_EVERY: o.snapshotEvery, SIM_MAX_TOKENS: 8 },
-    redis: r.client,
     store,
     reader: createArchivedEventReader(r.client, blobs, P),
     blobs,
@@ -41,23 +41,17 @@ export async function startArchiveWorker(r: TestRedis, o: { partitions?: number;
         yield { kind: "done" as const, finishReason: "stop", usage: { inputTokens: 2, outputTokens: 1 } };
       },
     },
-    ownership: allPartitionsOwnership(P),
     log,
     consumer: { blockMs: 100, retryBaseMs: 50 },
   });
-  await worker.start();
-  const replies = new ReplyListener(r.duplicate(), log);
-  replies.start();
-  const api = new CommandApi(new CommandBus(r.client, P, replies), worker.ledgerPort);
   return {
-    worker,
-    api,
+    worker: w.worker,
+    api: w.api,
     store,
     blobs,
     partitions: P,
     async stop() {
-      await worker.stop(100);
-      await replies.stop();
+      await w.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
