@@ -11,6 +11,11 @@
  * - A call carries at most `maxItems` requests and, unless a single request is larger, at most
  *   `maxWeight` (bytes); once the queue holds a full call it is sent even while another is in
  *   flight (waiting could not make it bigger).
+ * - `maxInFlight` (default 1) lets a group have more calls in flight than one, so that the caller's
+ *   process turns one call's reply into results and the next call while the server runs another
+ *   (the two overlap on two cores instead of taking turns). A queue flushed with several free slots
+ *   is split into equal calls of at least `minSplit` requests, so that the writers settle into
+ *   cohorts that alternate; with one free slot the whole queue goes, as with one in flight.
  *
  * The scheduler knows nothing of Redis: `flush` does the I/O and returns one outcome per request,
  * a value or an Error, so one request's failure never decides another's. A rejected `flush` (the
@@ -23,6 +28,10 @@ export interface GroupCommitOptions<K, T, R> {
   /** Weight (bytes) per call [512 KiB]; a request heavier than this goes alone. */
   maxWeight?: number;
   weight?: (item: T) => number;
+  /** Calls per group in flight at once [1]; full calls may exceed it (see above). */
+  maxInFlight?: number;
+  /** With free slots for several calls, the smallest call a queue is split into [8]. */
+  minSplit?: number;
 }
 
 interface Pending<T, R> {
@@ -51,11 +60,15 @@ export class GroupCommit<K, T, R> {
   private readonly groups = new Map<K, GroupState<T, R>>();
   private readonly maxItems: number;
   private readonly maxWeight: number;
+  private readonly maxInFlight: number;
+  private readonly minSplit: number;
   readonly stats: GroupCommitStats = { calls: 0, items: 0, largest: 0 };
 
   constructor(private readonly o: GroupCommitOptions<K, T, R>) {
     this.maxItems = Math.max(1, Math.floor(o.maxItems ?? 64));
     this.maxWeight = Math.max(1, o.maxWeight ?? 512 * 1024);
+    this.maxInFlight = Math.max(1, Math.floor(o.maxInFlight ?? 1));
+    this.minSplit = Math.max(1, Math.floor(o.minSplit ?? 8));
   }
 
   submit(group: K, item: T): Promise<R> {
@@ -69,9 +82,18 @@ export class GroupCommit<K, T, R> {
       const weight = this.o.weight ? this.o.weight(item) : 1;
       state.queue.push({ item, weight, resolve, reject });
       state.queuedWeight += weight;
-      if (state.queue.length >= this.maxItems || state.queuedWeight >= this.maxWeight) this.send(group, state);
-      else if (state.inFlight === 0) this.schedule(group, state);
+      if (this.full(state)) this.send(group, state);
+      else if (state.inFlight < this.maxInFlight) this.schedule(group, state);
     });
+  }
+
+  /**
+   * A queue that holds a full call for every free slot (at least one) goes at once: waiting could
+   * not make its calls bigger. Below that, the end of the tick decides (and may split the queue).
+   */
+  private full(g: GroupState<T, R>): boolean {
+    const slots = Math.max(1, this.maxInFlight - g.inFlight);
+    return g.queue.length >= this.maxItems * slots || g.queuedWeight >= this.maxWeight;
   }
 
   private schedule(group: K, g: GroupState<T, R>): void {
@@ -79,15 +101,22 @@ export class GroupCommit<K, T, R> {
     g.scheduled = true;
     process.nextTick(() => {
       g.scheduled = false;
-      if (g.queue.length > 0 && g.inFlight === 0) this.send(group, g);
+      const slots = this.maxInFlight - g.inFlight;
+      if (g.queue.length === 0 || slots <= 0) return;
+      // Several free slots: equal calls of at least minSplit, so that cohorts of writers alternate.
+      const calls = Math.min(slots, Math.floor(g.queue.length / this.minSplit));
+      if (calls <= 1) return this.send(group, g);
+      const size = Math.ceil(g.queue.length / calls);
+      for (let c = 0; c < calls && g.queue.length > 0; c++) this.send(group, g, size);
     });
   }
 
-  /** Take one call's worth from the queue (in order) and send it. */
-  private send(group: K, g: GroupState<T, R>): void {
+  /** Take one call's worth (at most `limit` requests) from the queue, in order, and send it. */
+  private send(group: K, g: GroupState<T, R>, limit = this.maxItems): void {
+    const cap = Math.min(limit, this.maxItems);
     let n = 0;
     let w = 0;
-    while (n < g.queue.length && n < this.maxItems) {
+    while (n < g.queue.length && n < cap) {
       const next = (g.queue[n] as Pending<T, R>).weight;
       if (n > 0 && w + next > this.maxWeight) break;
       w += next;
@@ -108,8 +137,8 @@ export class GroupCommit<K, T, R> {
         else p.resolve(o);
       });
       if (g.queue.length > 0) {
-        if (g.queue.length >= this.maxItems || g.queuedWeight >= this.maxWeight) this.send(group, g);
-        else if (g.inFlight === 0) this.schedule(group, g);
+        if (this.full(g)) this.send(group, g);
+        else if (g.inFlight < this.maxInFlight) this.schedule(group, g);
       } else if (g.inFlight === 0 && !g.scheduled) {
         this.groups.delete(group);
       }

@@ -33,7 +33,8 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
   let source: RedisEntrySource;
   beforeAll(async () => {
     r = await testRedis(mode);
-    store = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+    // One call in flight: these cases pin which appends share a call (two in flight split bursts; see below).
+    store = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { maxInFlight: 1 } });
     source = createRedisEntrySource(r.client, PARTITIONS);
   });
   afterAll(() => r.cleanup());
@@ -132,6 +133,34 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     const lone = await store.append(streams[0] as StreamRef, 1, [ev("u")], "lone");
     expect(lone.toVersion).toBe(2);
     expect((store.groupCommitStats?.calls ?? 0) - before).toBe(2);
+  });
+
+  it("two calls in flight (the default): a same-tick burst splits into two equal calls, answered as one call would answer it", async () => {
+    const two = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+    const streams = Array.from({ length: 10 }, () => convIn(0));
+    const first = await two.append(streams[0] as StreamRef, 0, [ev("first")], "f0");
+    const before = { ...(two.groupCommitStats ?? { calls: 0, items: 0, largest: 0 }) };
+    const out = await Promise.all(
+      [
+        ...streams.map((s, i) => two.append(s, i === 0 ? 1 : 0, [ev("t", { i })], `c${i}`)),
+        two.append(streams[0] as StreamRef, 0, [ev("again")], "f0"), // duplicate of `first`, in the second call
+        two.append(streams[1] as StreamRef, 0, [ev("late")], "x"), // CONFLICT: the first call moved it
+      ].map(settle),
+    );
+    // 12 appends with both slots free: two calls of 6, the second run by Redis after the first.
+    expect((two.groupCommitStats?.calls ?? 0) - before.calls).toBe(2);
+    expect(two.groupCommitStats?.largest).toBe(6);
+    const appended = out.slice(0, 10) as AppendResult[];
+    for (const [i, a] of appended.entries()) expect(a).toMatchObject({ duplicate: false, fromVersion: i === 0 ? 2 : 1 });
+    expect(out[10]).toEqual({ ...first, duplicate: true });
+    expect(out[11]).toBeInstanceOf(VersionConflictError);
+    expect(out[11]).toMatchObject({ expected: 0, actual: 1 });
+    const offsets = appended.map((a) => a.offsets[0]);
+    expect(new Set(offsets).size).toBe(10);
+    for (const s of streams) {
+      const audit = await auditStream({ ref: s, key: source.keyOf(s) }, { live: source, head: source.head });
+      expect(audit.break).toBeUndefined();
+    }
   });
 
   it("appends of several partitions: one call on a single Redis (each partition's log, ids and sequence its own), one per partition on a cluster", async () => {

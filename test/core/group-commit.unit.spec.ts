@@ -14,7 +14,7 @@ interface Call {
   fail: (e: Error) => void;
 }
 
-function harness(opts: { maxItems?: number; maxWeight?: number; weight?: (n: number) => number } = {}) {
+function harness(opts: { maxItems?: number; maxWeight?: number; weight?: (n: number) => number; maxInFlight?: number; minSplit?: number } = {}) {
   const calls: Call[] = [];
   const gc = new GroupCommit<string, number, number>({
     ...opts,
@@ -106,6 +106,56 @@ describe("GroupCommit", () => {
     expect(await Promise.all([...ps, ...heavy])).toEqual([10, 20, 30, 40, 50, 60, 70, 600, 300, 200, 1500]);
   });
 
+  it("maxInFlight 2: a queue with two free slots is split into two equal calls of at least minSplit", async () => {
+    const { gc, calls } = harness({ maxInFlight: 2, minSplit: 4 });
+    const ps = Array.from({ length: 10 }, (_, n) => gc.submit("a", n));
+    await tick();
+    expect(calls.map((c) => c.items)).toEqual([
+      [0, 1, 2, 3, 4],
+      [5, 6, 7, 8, 9],
+    ]);
+    // Too few to split (7 < 2 × 4): one call, and the second slot stays free for what comes next.
+    const small = Array.from({ length: 7 }, (_, n) => gc.submit("b", n));
+    await tick();
+    expect(calls.filter((c) => c.group === "b").map((c) => c.items)).toEqual([[0, 1, 2, 3, 4, 5, 6]]);
+    const next = gc.submit("b", 7);
+    await tick();
+    expect(calls.filter((c) => c.group === "b").map((c) => c.items)).toEqual([[0, 1, 2, 3, 4, 5, 6], [7]]);
+    // Both slots taken: a third request waits for a call to return.
+    const third = gc.submit("b", 8);
+    await tick();
+    expect(calls.filter((c) => c.group === "b")).toHaveLength(2);
+    calls.find((c) => c.group === "b")?.finish();
+    await tick();
+    expect(calls.filter((c) => c.group === "b").map((c) => c.items).at(-1)).toEqual([8]);
+    for (const c of calls) c.finish();
+    expect(await Promise.all([...ps, ...small, next, third])).toEqual([...Array.from({ length: 10 }, (_, n) => n * 10), ...Array.from({ length: 7 }, (_, n) => n * 10), 70, 80]);
+  });
+
+  it("maxInFlight 2: writers that append again at once settle into two alternating cohorts", async () => {
+    const { gc, calls } = harness({ maxInFlight: 2, minSplit: 2 });
+    let rounds = 0;
+    const writers = [0, 1, 2, 3].map(async (w) => {
+      let v = w;
+      for (let r = 0; r < 3; r++) v = (await gc.submit("a", v)) / 10;
+      return v;
+    });
+    await tick();
+    expect(calls.map((c) => c.items)).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+    // Answer calls oldest first, one at a time: each answered cohort goes out again while the other is in flight.
+    for (let i = 0; i < 6; i++) {
+      calls[i]?.finish();
+      await tick();
+      rounds++;
+    }
+    expect(calls.map((c) => c.items.length)).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(await Promise.all(writers)).toEqual([0, 1, 2, 3]);
+    expect(rounds).toBe(6);
+  });
+
   it("one request's Error rejects only that request; a failed call rejects only its own requests", async () => {
     const { gc, calls } = harness();
     const ps = [1, 2, 3].map((n) => gc.submit("a", n).catch((e: Error) => e.message));
@@ -130,8 +180,10 @@ describe("GroupCommit", () => {
           maxLength: 60,
         }),
         fc.integer({ min: 1, max: 8 }),
-        async (reqs, maxItems) => {
-          const { gc, calls } = harness({ maxItems, maxWeight: 120, weight: (n) => reqs[n]?.weight ?? 1 });
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (reqs, maxItems, maxInFlight, minSplit) => {
+          const { gc, calls } = harness({ maxItems, maxWeight: 120, weight: (n) => reqs[n]?.weight ?? 1, maxInFlight, minSplit });
           const ps: Array<Promise<number>> = [];
           for (const [i, r] of reqs.entries()) {
             ps.push(gc.submit(r.group, i));
