@@ -11,7 +11,7 @@
  *   npx tsx bench/fanout/run.ts [--servers a,b,…] [--layouts 1000x100,5000x500] [--rates 10000,40000]
  *       [--seconds 4] [--search] [--search-from 5000] [--search-max 300000] [--search-steps 6] [--refine 2]
  *       [--warmup 3] [--warmup-rate 10000] [--disturbed 0.3]
- *       [--idle 10000] [--workers 3] [--out bench-results/fanout] [--profile-dir DIR] [--trace DIR]
+ *       [--idle 10000] [--workers 3] [--nice-load 10] [--out bench-results/fanout] [--profile-dir DIR] [--trace DIR]
  *   (`--rates 0` without `--search` skips the loaded runs: `--idle` alone)
  *
  * Events are appended straight to the conversation streams by a separate appender process at a
@@ -20,13 +20,18 @@
  * client costs several times the CPU per event), plain `ws` for C and a node:http SSE reader for the
  * SSE servers. Server CPU and RSS come from /proc/<server pid>, apart from the clients'.
  *
+ * `--nice-load N` (root): the load generator — this orchestrator, the client workers and the
+ * appender — runs at nice N and every server at the normal priority (as Redis does), so that on a
+ * machine whose cores the load generator shares, the servers are measured with the CPU they would
+ * have if the clients ran elsewhere; the same for every server (docs/benchmarks.md).
+ *
  * Environment: BENCH_REDIS_URL [redis://127.0.0.1:6379]; everything lives under a random
  * `bench:<hex>:` key prefix that is deleted at the end. Loopback only; every step is bounded.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { cpus, loadavg } from "node:os";
+import { cpus, loadavg, setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { signToken } from "../../edge/auth/sign.js";
@@ -79,6 +84,15 @@ const IDLE = Math.min(20_000, Number(stringFlag("--idle", "0")));
 const WORKERS = Math.min(8, Number(stringFlag("--workers", "3")));
 const OUT = stringFlag("--out", "bench-results/fanout");
 const PROFILE_DIR = hasFlag("--profile-dir") ? stringFlag("--profile-dir", "") : "";
+const NICE_LOAD = Math.max(0, Math.min(19, Number(stringFlag("--nice-load", "0"))));
+if (NICE_LOAD > 0) {
+  // Before anything is forked: the clients and the appender inherit it; servers are started un-niced.
+  if (typeof process.getuid === "function" && process.getuid() !== 0) {
+    console.error("bench: --nice-load needs root (servers are started at a lower nice value than the bench)");
+    process.exit(2);
+  }
+  setPriority(process.pid, NICE_LOAD);
+}
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 if (!/^redis:\/\/(127\.|localhost)/.test(REDIS_URL)) throw new Error("BENCH_REDIS_URL must be a loopback Redis");
 const PARTITIONS = 16;
@@ -121,11 +135,11 @@ const EXTRA_NODE_ARGS = [
 async function startServer(name: ServerName): Promise<{ server: SpawnedServer; cleanup: () => void }> {
   const common = { BENCH_REDIS_URL: REDIS_URL, BENCH_PREFIX: deployment.prefix, BENCH_PARTITIONS: String(PARTITIONS), AUTH_JWT_SECRET: deployment.secret };
   if (name === "socketio" || name === "socketio-uws") {
-    const server = await spawnServer({ script: here("../baseline/server.ts"), args: ["--mode", "fanout", ...(name === "socketio-uws" ? ["--uws"] : [])], env: common, nodeArgs: EXTRA_NODE_ARGS });
+    const server = await spawnServer({ script: here("../baseline/server.ts"), args: ["--mode", "fanout", ...(name === "socketio-uws" ? ["--uws"] : [])], env: common, nodeArgs: EXTRA_NODE_ARGS, unnice: NICE_LOAD });
     return { server, cleanup: () => undefined };
   }
   if (name === "bare-ws" || name === "bare-sse") {
-    const server = await spawnServer({ script: here("./bare-server.ts"), args: ["--transport", name === "bare-ws" ? "ws" : "sse"], env: common, nodeArgs: EXTRA_NODE_ARGS });
+    const server = await spawnServer({ script: here("./bare-server.ts"), args: ["--transport", name === "bare-ws" ? "ws" : "sse"], env: common, nodeArgs: EXTRA_NODE_ARGS, unnice: NICE_LOAD });
     return { server, cleanup: () => undefined };
   }
   // Tributary's edge alone (no worker/projector competing for CPU), on the shared key prefix.
@@ -138,7 +152,7 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   const nodeArgs = [...EXTRA_NODE_ARGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])];
   const ab = name === "tributary-sio-ab" || name === "tributary-sse-ab";
   if (ab && !AB_BIN) throw new Error(`${name} needs BENCH_AB_CHECKOUT (another checkout of the repository)`);
-  const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000, ...(ab && AB_BIN ? { bin: AB_BIN } : {}) });
+  const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000, unnice: NICE_LOAD, ...(ab && AB_BIN ? { bin: AB_BIN } : {}) });
   return { server, cleanup: () => removeDir(own.dataDir) };
 }
 
@@ -510,7 +524,10 @@ async function main(): Promise<void> {
     options: { servers: SERVERS, layouts: LAYOUTS, rates: RATES, seconds: SECONDS, search: SEARCH, idle: IDLE, workers: WORKERS },
     runs,
     ratios: {},
-    notes: [`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`],
+    notes: [
+      `load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+      ...(NICE_LOAD > 0 ? [`load generator (clients, appender) at nice ${NICE_LOAD}, servers and Redis at nice 0 (--nice-load)`] : []),
+    ],
   };
   const get = (s: ServerName, layout: string): LayoutResult | undefined => results.find((r) => r.server === s && r.layout === layout);
   const at = (s: ServerName, layout: string, rate: number): RunResult | undefined => get(s, layout)?.fixed.find((r) => r.offeredRate === rate);

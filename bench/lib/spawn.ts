@@ -38,6 +38,12 @@ export interface SpawnOptions {
   timeoutMs?: number;
   /** Echo the server's stderr (debugging). */
   verbose?: boolean;
+  /**
+   * Run the server this much *less* nice than the bench (`nice -n -N`, root only): with the load
+   * generator at nice N (fan-out `--nice-load N`) the server is back at the normal priority, like
+   * Redis, from its first instruction (so every thread it starts inherits it).
+   */
+  unnice?: number;
 }
 
 export function newDeploymentEnv(extra: Record<string, string> = {}): { env: Record<string, string>; dataDir: string; prefix: string; secret: string } {
@@ -54,7 +60,8 @@ export function newDeploymentEnv(extra: Record<string, string> = {}): { env: Rec
 
 export function spawnServer(o: SpawnOptions & { env: Record<string, string> }): Promise<SpawnedServer> {
   const args = [...(o.nodeArgs ?? []), ...(o.script ? ["--import", "tsx", o.script, ...(o.args ?? [])] : [o.bin ?? BIN, o.role ?? "start", ...(o.args ?? [])])];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, argv] = o.unnice ? ["nice", ["-n", String(-o.unnice), process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(cmd, argv, { env: { ...process.env, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let tail = "";
     const timer = setTimeout(() => {
