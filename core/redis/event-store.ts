@@ -38,7 +38,7 @@ export interface RedisEventStoreOptions {
    * On a Redis Cluster a call carries appends of one partition (one slot); on a single Redis,
    * appends of any partitions (`perPartition: true` forces the cluster's way there too).
    * `maxAppends` [64] and `maxBytes` [512 KiB] cap one call (bigger calls hold Redis longer for
-   * everyone). `maxInFlight` [2] calls of a group may be in flight at once, a queue with room for
+   * everyone). `maxInFlight` [2 on a single Redis with local durability, else 1] calls of a group may be in flight at once, a queue with room for
    * both split into equal calls of at least `minSplit` [4] appends, so that Node turns one call's
    * reply into the next call while Redis runs the other (docs/event-store.md, "Two calls in
    * flight"). `false` sends one script call per append (append-5.lua), as before group commit.
@@ -83,7 +83,10 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
           maxItems: opts.groupCommit?.maxAppends ?? 64,
           maxWeight: opts.groupCommit?.maxBytes ?? 512 * 1024,
           weight: appendWeight,
-          maxInFlight: opts.groupCommit?.maxInFlight ?? 2,
+          // Two in flight on the hot path only (single Redis, local durability), where it was measured
+          // and where one group carries every partition. A cluster has a group per partition, whose
+          // calls already overlap each other; under wait-replica each call waits on its own WAIT.
+          maxInFlight: opts.groupCommit?.maxInFlight ?? (perPartition || durability !== "local" ? 1 : 2),
           minSplit: opts.groupCommit?.minSplit ?? 4,
         });
 

@@ -135,8 +135,9 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     expect((store.groupCommitStats?.calls ?? 0) - before).toBe(2);
   });
 
-  it("two calls in flight (the default): a same-tick burst splits into two equal calls, answered as one call would answer it", async () => {
-    const two = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+  it("two calls in flight: a same-tick burst splits into two equal calls, answered as one call would answer it", async () => {
+    // The default on a single Redis with local durability; set explicitly so the cluster runs it too.
+    const two = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { maxInFlight: 2 } });
     const streams = Array.from({ length: 10 }, () => convIn(0));
     const first = await two.append(streams[0] as StreamRef, 0, [ev("first")], "f0");
     const before = { ...(two.groupCommitStats ?? { calls: 0, items: 0, largest: 0 }) };
@@ -228,7 +229,8 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
   });
 
   it("caps a call at maxAppends: 150 same-tick appends of one partition take ceil(150 / 64) calls", async () => {
-    const capped = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { maxAppends: 64 } });
+    // One call in flight: with two, a remainder may be split once both calls returned (22 → 11 + 11).
+    const capped = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, groupCommit: { maxAppends: 64, maxInFlight: 1 } });
     const streams = Array.from({ length: 150 }, () => convIn(0));
     const res = await Promise.all(streams.map((s) => capped.append(s, 0, [ev("t")], "c")));
     expect(res.every((x) => x.toVersion === 1)).toBe(true);
