@@ -38,10 +38,11 @@ export interface RedisEventStoreOptions {
    * On a Redis Cluster a call carries appends of one partition (one slot); on a single Redis,
    * appends of any partitions (`perPartition: true` forces the cluster's way there too).
    * `maxAppends` [64] and `maxBytes` [512 KiB] cap one call (bigger calls hold Redis longer for
-   * everyone). `maxInFlight` [2 on a single Redis with local durability, else 1] calls of a group may be in flight at once, a queue with room for
-   * both split into equal calls of at least `minSplit` [4] appends, so that Node turns one call's
-   * reply into the next call while Redis runs the other (docs/event-store.md, "Two calls in
-   * flight"). `false` sends one script call per append (append-5.lua), as before group commit.
+   * everyone). `maxInFlight` calls of a group may be in flight at once [2 on a single Redis with
+   * local durability, else 1], a queue with room for both split into equal calls of at least
+   * `minSplit` [4] appends, so that Node turns one call's reply into the next call while Redis runs
+   * the other (docs/event-store.md, "Two calls in flight per group"). `false` sends one script call
+   * per append (append-5.lua), as before group commit.
    */
   groupCommit?: false | { maxAppends?: number; maxBytes?: number; perPartition?: boolean; maxInFlight?: number; minSplit?: number };
 }
