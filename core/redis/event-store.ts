@@ -88,7 +88,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
           // and where one group carries every partition. A cluster has a group per partition, whose
           // calls already overlap each other; under wait-replica each call waits on its own WAIT.
           maxInFlight: opts.groupCommit?.maxInFlight ?? (perPartition || durability !== "local" ? 1 : 2),
-          minSplit: opts.groupCommit?.minSplit ?? 4,
+          ...(opts.groupCommit?.minSplit !== undefined ? { minSplit: opts.groupCommit.minSplit } : {}),
         });
 
   const remember = (key: string, head: CachedHead): void => {

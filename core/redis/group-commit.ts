@@ -30,7 +30,7 @@ export interface GroupCommitOptions<K, T, R> {
   weight?: (item: T) => number;
   /** Calls per group in flight at once [1]; full calls may exceed it (see above). */
   maxInFlight?: number;
-  /** With free slots for several calls, the smallest call a queue is split into [8]. */
+  /** With free slots for several calls, the smallest call a queue is split into [4]. */
   minSplit?: number;
 }
 
@@ -68,7 +68,7 @@ export class GroupCommit<K, T, R> {
     this.maxItems = Math.max(1, Math.floor(o.maxItems ?? 64));
     this.maxWeight = Math.max(1, o.maxWeight ?? 512 * 1024);
     this.maxInFlight = Math.max(1, Math.floor(o.maxInFlight ?? 1));
-    this.minSplit = Math.max(1, Math.floor(o.minSplit ?? 8));
+    this.minSplit = Math.max(1, Math.floor(o.minSplit ?? 4));
   }
 
   submit(group: K, item: T): Promise<R> {
