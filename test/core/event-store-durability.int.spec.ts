@@ -77,4 +77,35 @@ describe("wait-replica durability barrier with a real replica", () => {
       readerClient?.disconnect();
     }
   }, 60_000);
+
+  /**
+   * A duplicate writes nothing, and WAIT is documented to cover the writes of the connection that
+   * sends it: on a connection that has not written since (another worker's, a reconnected one) the
+   * retry could be acknowledged while the first append is on the master only, then lost with it.
+   * Redis 7.0 moves a connection's WAIT offset on every command, reads included, so the script's
+   * own call is enough (checked here, session 6: no extra write is needed); this test holds the
+   * store to that on a real master + replica.
+   */
+  it.each([
+    ["group commit", {}],
+    ["one call per append", { groupCommit: false as const }],
+  ])("a retry answered as a duplicate on a fresh connection waits for the replica too (%s)", async (_name, extra) => {
+    const store = createRedisEventStore(client, { partitions: 4, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 200, ...extra });
+    const ref = { kind: "conversation" as const, id: `dup-${Math.random().toString(36).slice(2)}` };
+    const ev = [{ type: "x", data: {}, at: new Date().toISOString() }];
+    expect((await store.append(ref, 0, ev, "c1")).toVersion).toBe(1);
+    process.kill(replica.pid as number, "SIGSTOP");
+    const otherClient = new Redis(master.url);
+    try {
+      await expect(store.append(ref, 1, ev, "c2")).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      const other = createRedisEventStore(otherClient, { partitions: 4, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 200, ...extra });
+      await expect(other.append(ref, 1, ev, "c2")).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      process.kill(replica.pid as number, "SIGCONT");
+      // Once the replica has caught up, the same retry is the first result, acknowledged.
+      await vi.waitFor(async () => expect(await other.append(ref, 1, ev, "c2")).toMatchObject({ duplicate: true, toVersion: 2 }), { timeout: 20_000, interval: 100 });
+    } finally {
+      process.kill(replica.pid as number, "SIGCONT");
+      otherClient.disconnect();
+    }
+  }, 60_000);
 });
