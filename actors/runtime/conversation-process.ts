@@ -173,7 +173,7 @@ export class ConversationProcess {
       const seen = lookupClientMessage(loaded.state, p.clientMessageId, p.text, { messageId: p.messageId, replyId: p.replyId });
       if (seen.kind === "conflict") throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
       if (seen.kind === "duplicate") {
-        const offset = await this.offsetOfVersion(id, seen.receivedVersion);
+        const offset = await this.receivedOffset(id, seen.receivedVersion, seen.messageId);
         return ok({ status: 200, messageId: seen.messageId, replyId: seen.replyId, offset });
       }
       // Ids the state keeps only as fingerprints (older than its recent messages): the log answers.
@@ -239,17 +239,29 @@ export class ConversationProcess {
   }
 
   /**
-   * Offset of the event with `version` (a repeated message's answer). The message is usually recent:
-   * scan back from the end of the Redis stream; if it has moved to the archive, read the history.
+   * Offset of the `message.received` of `messageId` at `version` (a repeated message's answer). The
+   * message is usually recent: scan back from the end of the Redis stream; if it has moved to the
+   * archive, read the history. The answer comes from the cached state, so the stream is the check:
+   * when it holds something else there (or nothing), it lost the message after the state saw it —
+   * a failover to a replica that lacked an append whose WAIT had timed out (DivergedStateError) —
+   * and the message was never acknowledged. The cached state is dropped and the command retried
+   * (5xx): the retry decides on the stream and accepts the message anew.
    */
-  private async offsetOfVersion(id: string, version: number): Promise<string> {
+  private async receivedOffset(id: string, version: number, messageId: string): Promise<string> {
+    const isIt = (e: { type: string; data: unknown }): boolean =>
+      e.type === "message.received" && (e.data as { messageId?: unknown } | null)?.messageId === messageId;
+    let found: { offset: string; event: { type: string; data: unknown } } | undefined;
     for await (const { offset, event } of this.newestFirst(id)) {
-      if (event.version === version) return offset;
-      if (event.version < version) break;
+      if (event.version === version) found = { offset, event };
+      if (event.version <= version) break;
     }
-    const archived = await this.o.conversations.offsetOfVersion(id, version);
-    if (archived === undefined) throw new Error(`conversation ${id}: version ${version} not found in Redis or the archive`);
-    return archived;
+    if (!found) {
+      const archived = await this.o.conversations.eventAtVersion(id, version);
+      if (archived) found = { offset: archived.offset, event: archived };
+    }
+    if (found && isIt(found.event)) return found.offset;
+    this.o.conversations.invalidate(id, `v${version} is not message.received of ${messageId}`);
+    throw new TributaryError("UNAVAILABLE", `conversation ${id}: the stream no longer holds message ${messageId}; retrying against the stream`, { retryAfter: 1 });
   }
 
   /** The conversation's events still in Redis, newest first, in pages (recent history is cheap). */

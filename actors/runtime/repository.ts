@@ -1,4 +1,4 @@
-import type { RecordedEvent } from "../../core/envelope.js";
+import { compareOffsets, type RecordedEvent } from "../../core/envelope.js";
 import { VersionConflictError, errorMessage } from "../../core/errors.js";
 import type { AppendResult, EventStore, ReadOptions } from "../../core/event-store.js";
 import type { AggregateKind, StreamRef } from "../../core/keys.js";
@@ -63,6 +63,21 @@ export interface Executed<E, S> {
 const PAGE = 1000;
 
 /**
+ * The stream no longer continues the cached state: it holds, after the state's last offset, events
+ * at versions the state already has — or it is behind the state. That happens when the stream lost
+ * its tail while this process still had it in memory: under `wait-replica`, reads (a tail read after
+ * a CONFLICT, a first load) may see an append whose WAIT timed out, and a failover to a replica
+ * that lacked it then drops it from the stream — but not from the cache. The cure is to forget the
+ * cached state and rehydrate from the stream (docs/reliability.md, "Cached state after a failover").
+ */
+export class DivergedStateError extends Error {
+  constructor(kind: string, id: string, detail: string) {
+    super(`cached ${kind} ${id} no longer matches its stream: ${detail}`);
+    this.name = "DivergedStateError";
+  }
+}
+
+/**
  * Loads aggregates (snapshot + the events after it), runs their decider and appends the decision
  * with the expected version (STYLE §1, emmett's handleCommandWithDecider). Commands for one
  * aggregate are serialised in-process; across processes the expected version is the guard, and a
@@ -118,7 +133,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     if (cached) {
       cached.lastUsed = this.now();
       this.touch(id, cached);
-      if (opts.fresh) await this.catchUp(id, cached);
+      if (opts.fresh) return this.refresh(id, cached);
       return cached;
     }
     const loaded = await this.rehydrate(id);
@@ -148,6 +163,11 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
       }
     }
     let loaded: Loaded<S> = { state: this.initial, version: 0, offset: "0", lastUsed: this.now() };
+    if (snap && facts && snap.version > facts.version) {
+      // Written from a cached state whose tail the stream has since lost (DivergedStateError).
+      this.o.log?.warn({ stream: id, snapshot: snap.version, version: facts.version }, "snapshot ahead of its stream; folding from the start");
+      snap = null;
+    }
     if (snap) {
       try {
         loaded = { state: this.o.decider.fromSnapshot(snap.state), version: snap.version, offset: snap.offset, lastUsed: this.now() };
@@ -205,7 +225,14 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   }
 
   private fold(loaded: Loaded<S>, e: RecordedEvent): void {
-    if (e.version <= loaded.version) return; // already folded (snapshot overlap)
+    if (e.version <= loaded.version) {
+      // Already folded (a snapshot overlap: it lies at or before the state's last offset) — unless it
+      // lies beyond it: then the stream was rewritten under the cached state (see DivergedStateError).
+      if (loaded.offset !== "0" && compareOffsets(e.offset, loaded.offset) > 0) {
+        throw new DivergedStateError(this.kind, e.stream.id, `v${e.version} at ${e.offset}, after the state's v${loaded.version} at ${loaded.offset}`);
+      }
+      return;
+    }
     if (e.version !== loaded.version + 1) {
       throw new Error(`stream ${this.kind}:${e.stream.id} has a version gap: ${loaded.version} → ${e.version}`);
     }
@@ -269,7 +296,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
           // caught this cached state up while our append was in flight, so it may already hold our
           // events — folding them again would count them twice. Either way, read back rather than
           // fold: catchUp skips what is already folded.
-          await this.catchUp(id, loaded);
+          loaded = await this.refresh(id, loaded);
         } else {
           if (decision.next !== undefined) {
             // The decider folded them already (Decision.next): take its state.
@@ -290,27 +317,47 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         if (!(e instanceof VersionConflictError) || attempt >= this.maxRetries) throw e;
         // Someone else wrote (hand-over, or a ledger shared by workers): read what they appended
         // and decide again. Only the tail is read; should that fail (say, a gap), start over.
-        loaded = await this.refresh(id, loaded);
+        // A stream *behind* the cached state lost events the cache holds: start over from it.
+        loaded = e.actual < loaded.version ? await this.reload(id, loaded, `the stream is at v${e.actual}`) : await this.refresh(id, loaded);
       }
     }
   }
 
-  /** Bring a cached actor up to its stream's head after a conflict; rehydrate if that fails. */
+  /**
+   * Bring a cached actor up to its stream's head (after a conflict, a duplicate, or for a fresh
+   * read); rehydrate if that fails — a gap, or a stream that no longer continues the state.
+   */
   private async refresh(id: string, loaded: Loaded<S>): Promise<Loaded<S>> {
     try {
       await this.catchUp(id, loaded);
       return loaded;
     } catch (e) {
-      this.o.log?.warn({ err: errorMessage(e), stream: id }, "tail read after a conflict failed; rehydrating");
+      this.o.log?.warn({ err: errorMessage(e), stream: id }, "tail read failed; rehydrating");
       this.cache.delete(id);
       return this.load(id);
     }
   }
 
-  /** Offset of the event with `version`, read through the history reader (archive + Redis). */
-  async offsetOfVersion(id: string, version: number): Promise<string | undefined> {
+  /** Drop a cached state its stream contradicts and rehydrate (the caller holds the aggregate's lock). */
+  private async reload(id: string, loaded: Loaded<S>, why: string): Promise<Loaded<S>> {
+    this.o.log?.warn({ stream: id, version: loaded.version, why }, "cached state ahead of its stream (lost tail after a failover?); rehydrating");
+    this.cache.delete(id);
+    return this.load(id);
+  }
+
+  /**
+   * Callers that answer from the cached state without appending (a repeated command's first answer)
+   * and find the stream contradicts it: drop it, so that the next attempt decides on the stream.
+   */
+  invalidate(id: string, why: string): void {
+    this.o.log?.warn({ stream: id, why }, "cached state contradicted by its stream; dropped");
+    this.cache.delete(id);
+  }
+
+  /** The event with `version`, read through the history reader (archive + Redis). */
+  async eventAtVersion(id: string, version: number): Promise<RecordedEvent | undefined> {
     for await (const e of this.history(id)) {
-      if (e.version === version) return e.offset;
+      if (e.version === version) return e;
       if (e.version > version) return undefined;
     }
     return undefined;
