@@ -18,9 +18,9 @@
   (a retry, or really refused?), an accepted one claims it with SET NX — which fails only for a retry
   that carries the current version — before any other write.
 
-  Entry ids as in append-5.lua: `<ms>-<k*P + p>`, with one TIME per call and one read/write of each
-  partition's id sequence per call instead of per append; a partition's (ms, k) only grows from
-  append to append.
+  Entry ids as in append-5.lua: `<ms>-<k*P + p>`, with one TIME per call and one MGET / MSET of the
+  partitions' id sequences per call instead of a read and a write per append; a partition's (ms, k)
+  only grows from append to append.
 
   Input (G = number of partitions of the call, g = 1..G; A = number of appends, i = 1..A):
     KEYS[2g-1]       partition log of the g-th partition   {pN}:log     entries: k = stream key, o = offset, e, h
@@ -84,13 +84,19 @@ local function int(x)
   if x < 1e14 then return x end
   return string.format('%.0f', x)
 end
+-- Every partition's id sequence is read by one MGET, on the first append that writes: one command
+-- instead of a GET per partition (a call of 4 appends at W = 8 spans ~4 partitions).
+local seqs = nil
 local function readClock(g)
   if now == nil then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local seqKeys = {}
+    for h = 1, groups do seqKeys[h] = KEYS[2 * h] end
+    seqs = redis.call('MGET', unpack(seqKeys))
   end
   local ms, k = now, 0
-  local seqMs, seqK = string.match(redis.call('GET', KEYS[2 * g]) or '', '^(%d+):(%d+)$')
+  local seqMs, seqK = string.match(seqs[g] or '', '^(%d+):(%d+)$')
   seqMs = tonumber(seqMs)
   -- k is the next free slot; the partition's last (ms, k) may be ahead of TIME after a clock step
   -- back, or in the same ms (k is converted only then).
@@ -212,9 +218,13 @@ for i = 1, count do
     end
   end
 end
+-- The written partitions' sequences in one MSET (one command, like the MGET above).
+local seqArgs = {}
 for g = 1, groups do
   if wrote[g] then
-    redis.call('SET', KEYS[2 * g], msTextOf[g] .. ':' .. int(kOf[g] - 1))
+    seqArgs[#seqArgs + 1] = KEYS[2 * g]
+    seqArgs[#seqArgs + 1] = msTextOf[g] .. ':' .. int(kOf[g] - 1)
   end
 end
+if #seqArgs > 0 then redis.call('MSET', unpack(seqArgs)) end
 return out
