@@ -23,6 +23,17 @@ export interface AppendResult {
   hash: string;
 }
 
+export interface AppendOptions {
+  /**
+   * The chain value after event `expectedVersion` as the caller saw it — the history its decision
+   * rests on. When given, a stream at `expectedVersion` whose head is another hash (its tail was
+   * lost and rewritten, e.g. after a failover to a replica that lacked the caller's last events)
+   * refuses the append with VersionConflictError (actual = expected) instead of appending on top of
+   * a history the caller never saw. Without it the store checks the version only.
+   */
+  expectedHash?: string;
+}
+
 export interface ReadOptions {
   /** Exclusive lower bound (CONTRACT §5); "0" or undefined = from the beginning. */
   from?: string;
@@ -49,7 +60,7 @@ export interface EventStore {
    * VersionConflictError otherwise. A `commandId` already appended to this stream returns the
    * first append's result with `duplicate: true` and appends nothing.
    */
-  append(stream: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string): Promise<AppendResult>;
+  append(stream: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string, opts?: AppendOptions): Promise<AppendResult>;
   read(stream: StreamRef, opts?: ReadOptions): Promise<RecordedEvent[]>;
   head(stream: StreamRef): Promise<StreamHead>;
   /** Entries of one partition log after `from` (exclusive). */

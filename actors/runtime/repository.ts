@@ -19,6 +19,13 @@ export interface Loaded<S> {
   offset: string;
   /** Offsets of the events folded since load, by version — the runtime answers with them. */
   lastUsed: number;
+  /**
+   * Chain value after the last folded event, once one was read or appended here (unknown after a
+   * snapshot alone): appends pass it as `expectedHash`, so a stream rewritten under this state at
+   * the same version refuses them (DivergedStateError, below) instead of taking a decision made on
+   * events it lost.
+   */
+  hash?: string;
 }
 
 export interface RepositoryOptions<C, E extends DecidedEvent, S> {
@@ -240,6 +247,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     loaded.state = this.o.decider.evolve(loaded.state, event);
     loaded.version = e.version;
     loaded.offset = e.offset;
+    loaded.hash = e.hash;
   }
 
   /**
@@ -289,6 +297,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
           expected,
           decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: { commandId, ...meta } })),
           commandId,
+          loaded.hash === undefined ? undefined : { expectedHash: loaded.hash },
         );
         if (appended.duplicate || loaded.version !== expected) {
           // Duplicate: the first delivery appended already (we crashed before acknowledging), and
@@ -303,12 +312,14 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
             loaded.state = decision.next as S;
             loaded.version = appended.toVersion;
             loaded.offset = appended.offsets[appended.offsets.length - 1] ?? loaded.offset;
+            loaded.hash = appended.hash;
           } else {
             decision.events.forEach((ev, i) => {
               loaded.state = this.o.decider.evolve(loaded.state, ev);
               loaded.version = appended.fromVersion + i;
               loaded.offset = appended.offsets[i] ?? loaded.offset;
             });
+            loaded.hash = appended.hash;
           }
           this.maybeSnapshot(id, loaded, decision.events.length);
         }
@@ -317,8 +328,9 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         if (!(e instanceof VersionConflictError) || attempt >= this.maxRetries) throw e;
         // Someone else wrote (hand-over, or a ledger shared by workers): read what they appended
         // and decide again. Only the tail is read; should that fail (say, a gap), start over.
-        // A stream *behind* the cached state lost events the cache holds: start over from it.
-        loaded = e.actual < loaded.version ? await this.reload(id, loaded, `the stream is at v${e.actual}`) : await this.refresh(id, loaded);
+        // A stream *behind* the cached state lost events the cache holds, and one at its version
+        // with another head (expectedHash) lost and rewrote them: start over from the stream.
+        loaded = e.actual <= loaded.version ? await this.reload(id, loaded, `the stream is at v${e.actual}`) : await this.refresh(id, loaded);
       }
     }
   }

@@ -1,8 +1,8 @@
 import { GENESIS_HASH, chainHash } from "../chain.js";
 import { decodeEvent, encodeEvent } from "../codec.js";
 import { CURRENT_SCHEMA, type NewEvent, type RecordedEvent, type StoredEvent } from "../envelope.js";
-import { TributaryError } from "../errors.js";
-import type { AppendResult, EventStore, LogEntry, ReadOptions, StreamHead } from "../event-store.js";
+import { TributaryError, VersionConflictError } from "../errors.js";
+import type { AppendOptions, AppendResult, EventStore, LogEntry, ReadOptions, StreamHead } from "../event-store.js";
 import { keys, parseStreamKey, streamKeys, type StreamRef } from "../keys.js";
 import { appendWeight, type GroupAppend, type GroupShared } from "./append-group.js";
 import { callAppendGroup } from "./append-group-call.js";
@@ -157,7 +157,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     });
   }
 
-  async function append(ref: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string): Promise<AppendResult> {
+  async function append(ref: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string, opts?: AppendOptions): Promise<AppendResult> {
     if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
       throw new TributaryError("BAD_REQUEST", `expected version must be an integer ≥ 0, got ${expectedVersion}`);
     }
@@ -173,8 +173,10 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
       idseq: keys.idseq(sk.partition),
     };
     const cached = heads.get(sk.stream);
+    const expectedHash = opts?.expectedHash;
     let prevHash: string;
-    if (cached && cached.version === expectedVersion) prevHash = cached.hash;
+    if (expectedHash !== undefined) prevHash = expectedHash;
+    else if (cached && cached.version === expectedVersion) prevHash = cached.hash;
     else if (expectedVersion === 0) prevHash = GENESIS_HASH;
     else {
       const head = await readHead(ref);
@@ -194,6 +196,11 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     try {
       result = await execute(k, args);
     } catch (e) {
+      if (e instanceof StaleHeadError && e.actualVersion === expectedVersion && expectedHash !== undefined) {
+        // The caller decided on another history than the stream's (AppendOptions.expectedHash).
+        heads.delete(sk.stream);
+        throw new VersionConflictError(sk.stream, expectedVersion, e.actualVersion);
+      }
       if (e instanceof StaleHeadError && e.actualVersion === expectedVersion) {
         // Our cached head was wrong while the version matched: rebuild the chain from the real head.
         const retry = { ...args, prevHash: e.actualHash, events: build(events, expectedVersion, e.actualHash) };

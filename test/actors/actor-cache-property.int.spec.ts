@@ -76,9 +76,9 @@ function toCommand(c: Cmd, at: string): LedgerCommand {
 function countingConflicts(store: EventStore, counter: { conflicts: number }): EventStore {
   return {
     ...store,
-    async append(ref, expected, events, commandId) {
+    async append(ref, expected, events, commandId, opts) {
       try {
-        return await store.append(ref, expected, events, commandId);
+        return await store.append(ref, expected, events, commandId, opts);
       } catch (e) {
         if (e instanceof VersionConflictError) counter.conflicts++;
         throw e;
@@ -229,8 +229,8 @@ describe("the actor cache and probe-first rehydration equal the uncached path", 
     // state up (as LedgerPort.view does with load(id, {fresh: true})).
     const racing: EventStore = {
       ...store,
-      async append(ref, expected, events, commandId) {
-        const res = await store.append(ref, expected, events, commandId);
+      async append(ref, expected, events, commandId, opts) {
+        const res = await store.append(ref, expected, events, commandId, opts);
         if (commandId.startsWith("commit")) {
           await repo?.load(id, { fresh: true });
           raced++;

@@ -145,4 +145,28 @@ describe.each(REDIS_MODES)("a stream that lost its tail under a cached actor, on
     const evs = await store().read(ref);
     expect(evs.map((e) => e.type)).toEqual(["conversation.created", "message.received", "assistant.started", "assistant.delta", "assistant.delta"]);
   });
+
+  it("never appends on a stream rewritten to the cached version with other events", async () => {
+    const id = `c-same-${Math.random().toString(36).slice(2)}`;
+    const ref = conversation(id);
+    const at = new Date().toISOString();
+    const repoOf = () => new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: store(), snapshots: noSnapshots, log });
+    const execute = (repo: ReturnType<typeof repoOf>, commandId: string, command: ConversationCommand) =>
+      repo.execute(id, commandId, at, (s) => conversationDecider.decide(conversationDecider.parseCommand(command), s));
+    const postOf = (n: number): ConversationCommand => ({
+      type: "postMessage", at, messageId: `m${n}`, replyId: `r${n}`, clientMessageId: `k${n}`, text: `text ${n}`, userId: "u", maxTokens: 16,
+    });
+    const a = repoOf();
+    await execute(a, "create", { type: "create", at, ownerId: "u", tenantId: "t" });
+    await execute(a, "post-1", postOf(1));
+    // m1 (v2, v3) is lost; another worker posts m2, so the stream is at v3 again — a's version.
+    await loseTail(r.client, store(), ref, 1);
+    await execute(repoOf(), "post-2", postOf(2));
+    // a still streams r1: its delta must not land on m2's history (r1 does not exist there).
+    const { decision } = await execute(a, "delta-1-0", { type: "appendDelta", at, replyId: "r1", index: 0, text: "x" });
+    expect(decision.ok).toBe(false);
+    const evs = await store().read(ref);
+    expect(evs.map((e) => e.type)).toEqual(["conversation.created", "message.received", "assistant.started"]);
+    expect((await a.load(id)).state).toEqual((await repoOf().load(id)).state);
+  });
 });

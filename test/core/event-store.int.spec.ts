@@ -125,6 +125,19 @@ describe.each(REDIS_MODES)("redis event store (%s)", (mode) => {
     expect(chainHash(rebuilt.hash, (await r.client.xrangeBuffer(sk.stream, "-", "+"))[1]?.[1][1] as Buffer)).toBe(res.hash);
   });
 
+  it("with expectedHash, a stream rebuilt to the same version under another head refuses with CONFLICT", async () => {
+    const s = conv();
+    const sk = streamKeys(s, PARTITIONS);
+    const first = await store.append(s, 0, [ev("a")], "e1");
+    await r.client.del(sk.stream, sk.meta);
+    const other = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000 });
+    const rebuilt = await other.append(s, 0, [ev("different")], "e2");
+    await expect(store.append(s, 1, [ev("b")], "e3", { expectedHash: first.hash })).rejects.toMatchObject({ code: "CONFLICT", expected: 1, actual: 1 });
+    expect((await store.read(s)).map((e) => e.type)).toEqual(["different"]);
+    // The head the stream really has is accepted.
+    expect((await store.append(s, 1, [ev("b")], "e3", { expectedHash: rebuilt.hash })).toVersion).toBe(2);
+  });
+
   it("wait-replica durability fails with UNAVAILABLE when no replica acknowledges, and a retry is a duplicate", async () => {
     const s = conv();
     const durable = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 60_000, durability: "wait-replica", replicaTimeoutMs: 50 });
