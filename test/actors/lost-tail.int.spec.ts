@@ -9,6 +9,7 @@ import { conversationDecider, type ConversationCommand } from "../../actors/conv
 import { AggregateRepository, noSnapshots, type CommandApi, type ReplyResponder } from "../../actors/runtime/index.js";
 import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, REDIS_MODES, type TestRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait.js";
 
 /**
  * A stream that loses its tail under a worker that still holds it in memory — what a Redis failover
@@ -47,16 +48,6 @@ async function loseTail(redis: RedisClient, store: EventStore, ref: StreamRef, k
   const lostLog = logEntries.filter(([, f]) => lostOffsets.has(f[f.indexOf("o") + 1] as string)).map(([id]) => id);
   if (lostLog.length > 0) await redis.xdel(keys.log(sk.partition), ...lostLog);
   await redis.hset(sk.meta, "version", String(keep), "hash", kept.hash, "last", kept.offset);
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const ended = (evs: RecordedEvent[], replyId: string) =>

@@ -5,6 +5,7 @@ import type { RecordedEvent } from "../../core/envelope.js";
 import type { CommandApi, ReplyResponder } from "../../actors/runtime/index.js";
 import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, type TestRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait.js";
 
 /**
  * A reply's pieces that arrive while an append is in flight go out together in the next append,
@@ -30,14 +31,6 @@ function burstResponder(bursts: number[]): ReplyResponder {
 }
 
 const config = { PARTITIONS: 4, MAX_DELIVERIES: 3, SNAPSHOT_EVERY: 1000, SIM_MAX_TOKENS: 64 };
-
-async function waitFor<T>(fn: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe.each([
   { name: "a one-piece reply", bursts: [1] },

@@ -6,6 +6,7 @@ import { userLedgerId } from "../../core/events/ledger.js";
 import type { CommandApi, ReplyResponder } from "../../actors/runtime/index.js";
 import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, REDIS_MODES, type TestRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait.js";
 
 /** A deterministic responder: `n` one-word pieces, `delayMs` apart, honouring abort. */
 function wordsResponder(n: number, delayMs: number): ReplyResponder {
@@ -24,16 +25,6 @@ function wordsResponder(n: number, delayMs: number): ReplyResponder {
 }
 
 const config = { PARTITIONS: 4, MAX_DELIVERIES: 3, SNAPSHOT_EVERY: 10, SIM_MAX_TOKENS: 64 };
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe.each(REDIS_MODES)("actor runtime on %s Redis", (mode) => {
   let r: TestRedis;
