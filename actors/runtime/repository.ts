@@ -22,8 +22,8 @@ export interface Loaded<S> {
   /**
    * Chain value after the last folded event, once one was read or appended here (unknown after a
    * snapshot alone): appends pass it as `expectedHash`, so a stream rewritten under this state at
-   * the same version refuses them (DivergedStateError, below) instead of taking a decision made on
-   * events it lost.
+   * the same version refuses them with a CONFLICT (and the state is rehydrated) instead of taking a
+   * decision made on events it lost.
    */
   hash?: string;
 }
@@ -182,8 +182,17 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
         this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot of the wrong shape; folding from the start");
       }
     }
-    if (facts) await this.catchUpTo(id, loaded, facts, prefetched);
-    else await this.catchUp(id, loaded);
+    try {
+      if (facts) await this.catchUpTo(id, loaded, facts, prefetched);
+      else await this.catchUp(id, loaded);
+    } catch (e) {
+      // A snapshot the stream does not continue (written from a state whose tail the stream lost,
+      // then rewritten past it): fold the stream alone.
+      if (!(e instanceof DivergedStateError) || loaded.version === 0) throw e;
+      this.o.log?.warn({ err: errorMessage(e), stream: id }, "snapshot not continued by its stream; folding from the start");
+      loaded = { state: this.initial, version: 0, offset: "0", lastUsed: this.now() };
+      await this.catchUp(id, loaded);
+    }
     return loaded;
   }
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../core/logger.js";
 import type { RecordedEvent } from "../../core/envelope.js";
@@ -5,8 +8,17 @@ import type { EventStore } from "../../core/event-store.js";
 import { keys, streamKeys, type StreamRef } from "../../core/keys.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
 import type { RedisClient } from "../../core/redis/connection.js";
-import { conversationDecider, type ConversationCommand } from "../../actors/conversation/index.js";
-import { AggregateRepository, noSnapshots, type CommandApi, type ReplyResponder } from "../../actors/runtime/index.js";
+import { createFileBlobStore } from "../../core/blob/index.js";
+import { conversationDecider, type ConversationCommand, type ConversationDomainEvent, type ConversationState } from "../../actors/conversation/index.js";
+import {
+  AggregateRepository,
+  blobSnapshotStore,
+  metaSnapshotPointer,
+  metaStreamProbe,
+  noSnapshots,
+  type CommandApi,
+  type ReplyResponder,
+} from "../../actors/runtime/index.js";
 import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, REDIS_MODES, type TestRedis } from "../support/redis.js";
 import { waitFor } from "../support/wait.js";
@@ -135,6 +147,46 @@ describe.each(REDIS_MODES)("a stream that lost its tail under a cached actor, on
     await run(a, "delta-2-1", { type: "appendDelta", at, replyId: "r2", index: 1, text: "y" });
     const evs = await store().read(ref);
     expect(evs.map((e) => e.type)).toEqual(["conversation.created", "message.received", "assistant.started", "assistant.delta", "assistant.delta"]);
+  });
+
+  it("rehydrates past a snapshot the stream no longer continues", async () => {
+    const id = `c-snap-${Math.random().toString(36).slice(2)}`;
+    const ref = conversation(id);
+    const at = new Date().toISOString();
+    const dir = mkdtempSync(join(tmpdir(), "trib-lost-tail-"));
+    try {
+      const blobs = createFileBlobStore(dir);
+      const withSnapshots = () =>
+        new AggregateRepository({
+          kind: "conversation",
+          decider: conversationDecider,
+          store: store(),
+          snapshots: blobSnapshotStore(blobs, metaSnapshotPointer(r.client, P)),
+          probe: metaStreamProbe(r.client, P, { snapshots: true }),
+          snapshotEvery: 3,
+          log,
+        });
+      const execute = (repo: AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>, commandId: string, command: ConversationCommand) =>
+        repo.execute(id, commandId, at, (s) => conversationDecider.decide(conversationDecider.parseCommand(command), s));
+      const postOf = (n: number): ConversationCommand => ({
+        type: "postMessage", at, messageId: `m${n}`, replyId: `r${n}`, clientMessageId: `k${n}`, text: `text ${n}`, userId: "u", maxTokens: 16,
+      });
+      const a = withSnapshots();
+      await execute(a, "create", { type: "create", at, ownerId: "u", tenantId: "t" });
+      await execute(a, "post-1", postOf(1)); // v3: a snapshot of m1's state (written in the background)
+      await waitFor(async () => ((await metaStreamProbe(r.client, P, { snapshots: true }).probe(ref)).snapshot ? true : undefined));
+      // m1 is lost, its snapshot and pointer are not; the stream is rewritten past it (m2, a delta: v2..v4).
+      await loseTail(r.client, store(), ref, 1);
+      const b = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: store(), snapshots: noSnapshots, log });
+      await execute(b, "post-2", postOf(2));
+      await execute(b, "delta-2-0", { type: "appendDelta", at, replyId: "r2", index: 0, text: "x" });
+      const loaded = await withSnapshots().load(id);
+      const folded = await new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: store(), snapshots: noSnapshots }).load(id);
+      expect(loaded.version).toBe(4);
+      expect(loaded.state).toEqual(folded.state);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("never appends on a stream rewritten to the cached version with other events", async () => {
