@@ -45,12 +45,6 @@ export interface RepositoryOptions<C, E extends DecidedEvent, S> {
   snapshotEvery?: number;
   /** Actors kept in memory; the least recently used are passivated [10,000]. */
   cacheSize?: number;
-  /**
-   * Written by several workers at once (ledgers: shared by conversations of every partition), so a
-   * cached copy may be stale even while we hold our leases. A decision that appends is checked by
-   * its expected version anyway; one that appends nothing re-reads the tail first.
-   */
-  shared?: boolean;
   /** Attempts on a version conflict before giving up (hand-over races) [8]. */
   maxConflictRetries?: number;
   log?: Logger;
@@ -283,19 +277,22 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   ): Promise<Executed<E, S>> {
     const wasCached = this.cache.has(id);
     let loaded = await this.load(id);
-    let verified = !wasCached || !this.o.shared;
+    let verified = !wasCached;
     for (let attempt = 0; ; attempt++) {
       const decision = decide(loaded.state);
       if (!decision.ok || decision.events.length === 0) {
-        // Nothing to append means no expected version checks the state we decided on. An actor
-        // other workers write too (a ledger) may have moved on since we cached it: read its tail
-        // once, and decide again if it did — a refusal (say, QUOTA_EXCEEDED) must not come from a
-        // stale copy. Rare (refusals, repeats), so the accepted hot path reads nothing.
+        // Nothing to append means no expected version checks the state we decided on. A cached copy
+        // may be stale — an actor other workers write too (a ledger, shared by conversations of every
+        // partition) may have moved on — or ahead of a stream that lost its tail (DivergedStateError):
+        // check it against the stream's head once, and decide again if it was not the stream's — a
+        // refusal (QUOTA_EXCEEDED) or a repeat's first answer must not come from a wrong copy. Rare
+        // (refusals, repeats), so the accepted hot path reads nothing.
         if (!verified) {
           verified = true;
-          const before = loaded.version;
-          loaded = await this.refresh(id, loaded);
-          if (loaded.version !== before) continue;
+          const before = loaded;
+          const [version, offset] = [loaded.version, loaded.offset];
+          loaded = await this.verify(id, loaded);
+          if (loaded !== before || loaded.version !== version || loaded.offset !== offset) continue;
         }
         return { decision, loaded };
       }
@@ -353,15 +350,25 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
       await this.catchUp(id, loaded);
       return loaded;
     } catch (e) {
-      this.o.log?.warn({ err: errorMessage(e), stream: id }, "tail read failed; rehydrating");
-      this.cache.delete(id);
-      return this.load(id);
+      return this.reload(id, loaded, `tail read failed: ${errorMessage(e)}`);
     }
+  }
+
+  /**
+   * The cached state against the stream's head (one HMGET): the same version and last offset is the
+   * stream's state; a stream ahead is read up to; one behind, or at the version with another last
+   * event, lost what the copy holds — rehydrate.
+   */
+  private async verify(id: string, loaded: Loaded<S>): Promise<Loaded<S>> {
+    const head = await this.o.store.head(this.ref(id));
+    if (head.version === loaded.version && (head.lastOffset ?? "0") === loaded.offset) return loaded;
+    if (head.version > loaded.version) return this.refresh(id, loaded);
+    return this.reload(id, loaded, `the stream is at v${head.version} (${head.lastOffset ?? "empty"})`);
   }
 
   /** Drop a cached state its stream contradicts and rehydrate (the caller holds the aggregate's lock). */
   private async reload(id: string, loaded: Loaded<S>, why: string): Promise<Loaded<S>> {
-    this.o.log?.warn({ stream: id, version: loaded.version, why }, "cached state ahead of its stream (lost tail after a failover?); rehydrating");
+    this.o.log?.warn({ stream: id, version: loaded.version, why }, "cached state not its stream's; rehydrating");
     this.cache.delete(id);
     return this.load(id);
   }

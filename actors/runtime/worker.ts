@@ -87,8 +87,8 @@ export class ActorWorker {
     const probe = metaStreamProbe(o.redis, o.config.PARTITIONS, { snapshots: o.blobs !== undefined });
     const common = { store: o.store, snapshots, probe, snapshotEvery: o.config.SNAPSHOT_EVERY, log: o.log, ...(o.reader ? { reader: o.reader } : {}) };
     const conversations = new AggregateRepository({ kind: "conversation", decider: conversationDecider, ...common });
-    const ledgers = new AggregateRepository({ kind: "ledger", decider: ledgerDecider, ...common, shared: true });
-    const budgets = new AggregateRepository({ kind: "ledger", decider: budgetDecider, ...common, shared: true });
+    const ledgers = new AggregateRepository({ kind: "ledger", decider: ledgerDecider, ...common });
+    const budgets = new AggregateRepository({ kind: "ledger", decider: budgetDecider, ...common });
     this.conversations = conversations;
     this.sessions = new AggregateRepository({ kind: "session", decider: sessionDecider, ...common });
     this.ledgerPort = new LedgerPort(ledgers, budgets, ledgerDecider, budgetDecider);

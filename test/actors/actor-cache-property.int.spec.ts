@@ -124,7 +124,6 @@ describe("the actor cache and probe-first rehydration equal the uncached path", 
             probe: realProbe,
             snapshots: blobSnapshotStore(blobs, metaSnapshotPointer(r.client, P)),
             snapshotEvery: 3,
-            shared: true,
             log,
           });
         const workers = [cached(), cached()] as const;
@@ -187,7 +186,7 @@ describe("the actor cache and probe-first rehydration equal the uncached path", 
     expect(seen.probedEmpty).toBeGreaterThan(0);
   }, 240_000);
   const ledgerRepo = (store: EventStore, extra: { probe?: ReturnType<typeof metaStreamProbe>; reader?: ReturnType<typeof createArchivedEventReader> } = {}) =>
-    new AggregateRepository({ kind: "ledger", decider: ledgerDecider, store, snapshots: noSnapshots, shared: true, log, ...extra });
+    new AggregateRepository({ kind: "ledger", decider: ledgerDecider, store, snapshots: noSnapshots, log, ...extra });
 
   it("does not refuse from a stale copy: a reserve refused on the cached state is decided again on the stream's", async () => {
     const store = createRedisEventStore(r.client, { partitions: P, idemTtlMs: 600_000 });
