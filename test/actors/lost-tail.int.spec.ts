@@ -189,6 +189,25 @@ describe.each(REDIS_MODES)("a stream that lost its tail under a cached actor, on
     }
   });
 
+  it("never refuses from a cached state the stream no longer holds", async () => {
+    const id = `c-refuse-${Math.random().toString(36).slice(2)}`;
+    const at = new Date().toISOString();
+    const repo = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: store(), snapshots: noSnapshots, log });
+    const execute = (commandId: string, command: ConversationCommand) =>
+      repo.execute(id, commandId, at, (s) => conversationDecider.decide(conversationDecider.parseCommand(command), s));
+    const postOf = (n: number): ConversationCommand => ({
+      type: "postMessage", at, messageId: `m${n}`, replyId: `r${n}`, clientMessageId: `k${n}`, text: `text ${n}`, userId: "u", maxTokens: 16,
+    });
+    await execute("create", { type: "create", at, ownerId: "u", tenantId: "t" });
+    await execute("post-1", postOf(1));
+    // The cached copy has r1 running, so it would refuse a second message; the stream lost m1.
+    await loseTail(r.client, store(), conversation(id), 1);
+    const { decision } = await execute("post-2", postOf(2));
+    expect(decision.ok).toBe(true);
+    const evs = await store().read(conversation(id));
+    expect(evs.filter((e) => e.type === "message.received").map((e) => (e.data as { messageId: string }).messageId)).toEqual(["m2"]);
+  });
+
   it("never appends on a stream rewritten to the cached version with other events", async () => {
     const id = `c-same-${Math.random().toString(36).slice(2)}`;
     const ref = conversation(id);
