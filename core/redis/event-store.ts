@@ -4,6 +4,7 @@ import { CURRENT_SCHEMA, type NewEvent, type RecordedEvent, type StoredEvent } f
 import { TributaryError, VersionConflictError } from "../errors.js";
 import type { AppendOptions, AppendResult, EventStore, LogEntry, ReadOptions, StreamHead } from "../event-store.js";
 import { keys, parseStreamKey, streamKeys, type StreamRef } from "../keys.js";
+import { trimOldest, trimSlack } from "../map-trim.js";
 import { appendWeight, type GroupAppend, type GroupShared } from "./append-group.js";
 import { callAppendGroup } from "./append-group-call.js";
 import { isCluster, type RedisClient } from "./connection.js";
@@ -91,16 +92,14 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
           ...(opts.groupCommit?.minSplit !== undefined ? { minSplit: opts.groupCommit.minSplit } : {}),
         });
 
+  const slack = trimSlack(cacheSize);
   const remember = (key: string, head: CachedHead): void => {
-    // Map keeps insertion order: delete + set moves the key to the end, so the first key is the
-    // least recently written — evicted first.
-    heads.delete(key);
     if (cacheSize <= 0) return;
+    // Updated in place, so the Map's order is the order of first write and the oldest heads go
+    // first (FIFO, not LRU: moving a key on every append cost more than the rare HMGET an evicted
+    // head costs the next append — and the repository passes its own head, expectedHash, anyway).
     heads.set(key, head);
-    if (heads.size > cacheSize) {
-      const oldest = heads.keys().next();
-      if (!oldest.done) heads.delete(oldest.value);
-    }
+    if (heads.size > cacheSize + slack) trimOldest(heads, cacheSize);
   };
 
   async function readHead(ref: StreamRef): Promise<StreamHead> {
