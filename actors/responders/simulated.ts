@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { fnv1a32 } from "../../core/partition.js";
 import { estimatePromptTokens } from "../economics/tokens.js";
+import { abortableDelay } from "./delay.js";
 import type { Responder, ResponderChunk, ResponderRequest } from "./types.js";
 
 /**
@@ -68,7 +68,7 @@ export function createSimulatedResponder(opts: SimulatedOptions): Responder {
     for (let i = skip; i < count; i++) {
       const due = start + (i - skip + 1) * intervalMs;
       const wait = due - performance.now();
-      if (wait > 0) await sleep(wait, undefined, { signal: req.signal });
+      if (wait > 0) await abortableDelay(wait, req.signal);
       req.signal.throwIfAborted();
       yield { kind: "delta", text: pieces[i] ?? "" };
     }
