@@ -329,11 +329,21 @@ export class ConversationProcess {
     const abort = new AbortController();
     const runner: Runner = { replyId: "", partition, abort, done: Promise.resolve() };
     this.runners.set(id, runner);
-    runner.done = this.runReply(id, runner)
-      .catch((e: unknown) => this.o.log.error({ err: errorMessage(e), conversationId: id }, "reply runner failed"))
-      .finally(() => {
-        if (this.runners.get(id) === runner) this.runners.delete(id);
-      });
+    runner.done = this.guardedRun(id, runner);
+  }
+
+  /**
+   * The runner's whole life as one async frame (not `.catch().finally()`, two more promises and
+   * closures): a worker holds one per running reply, thousands at once, for seconds.
+   */
+  private async guardedRun(id: string, runner: Runner): Promise<void> {
+    try {
+      await this.runReply(id, runner);
+    } catch (e) {
+      this.o.log.error({ err: errorMessage(e), conversationId: id }, "reply runner failed");
+    } finally {
+      if (this.runners.get(id) === runner) this.runners.delete(id);
+    }
   }
 
   private async runReply(id: string, runner: Runner): Promise<void> {
