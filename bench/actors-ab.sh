@@ -6,7 +6,7 @@
 #   git worktree add --detach /work/wt-base <rev> && ln -s "$PWD/node_modules" /work/wt-base/node_modules
 #   bash bench/actors-ab.sh /work/wt-base 8 [extra bench/actors.ts flags]
 set -euo pipefail
-BASE=${1:?base checkout}; ROUNDS=${2:-4}; shift 2 || true
+BASE=${1:?base checkout}; ROUNDS=${2:-4}; shift $(($# < 2 ? $# : 2))  # the rest goes to bench/actors.ts
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 for _ in $(seq 1 "$ROUNDS"); do
   for dir in "$BASE" "$HERE"; do

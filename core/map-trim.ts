@@ -9,14 +9,12 @@
  * Callers let the map grow a little past its bound and trim it back in one go.
  */
 export function trimOldest<K, V>(map: Map<K, V>, keep: number, pinned?: (key: K) => boolean): number {
-  let excess = map.size - keep;
+  const excess = map.size - keep;
   let deleted = 0;
-  if (excess <= 0) return 0;
   for (const key of map.keys()) {
-    if (excess <= 0) break;
+    if (deleted >= excess) break;
     if (pinned?.(key)) continue;
     map.delete(key);
-    excess--;
     deleted++;
   }
   return deleted;
