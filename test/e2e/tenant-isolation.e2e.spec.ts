@@ -121,7 +121,9 @@ describe("tenant isolation over random tenants, users and ids (HTTP, SSE, Socket
               const flags = p.users.map((_, i) => p.owners[ti]?.[i] ?? false);
               if (!flags.some(Boolean)) flags[0] = true;
               if (!flags[ui]) continue;
-              const title = `secret ${run} ${tenant}/${user}`;
+              // Bracketed: ids may be prefixes of one another ("@" and "@0"), and a bare title would
+              // then be a substring of another's and read as a leak.
+              const title = `secret ${run} <${tenant}/${user}>`;
               const r = await call(`${base}/v1/conversations`, { token, body: { title } });
               expect(r.status, r.text).toBe(201);
               convs.push({ id: r.json.id as string, tenant, owner: user, title, token });
@@ -246,7 +248,12 @@ describe("tenant isolation over random tenants, users and ids (HTTP, SSE, Socket
         }
         expect(breaks, breaks.slice(0, 20).join("\n")).toEqual([]);
       }),
-      { numRuns: RUNS },
+      {
+        numRuns: RUNS,
+        // Always tried: ids that are prefixes of one another, in tenants and users ("@" and "@0"),
+        // so an access check by prefix (or a leak check by substring) cannot pass unseen.
+        examples: [[{ tenants: ["0", "0-"], users: ["@", "@0"], owners: [[true, true], [true, false], [false, true]], staff: [[0, ["auditor"]]], unknown: ["c_"] }]],
+      },
     );
     expect(checked).toBeGreaterThan(0);
   });
