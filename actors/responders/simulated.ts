@@ -1,7 +1,7 @@
 import { fnv1a32 } from "../../core/partition.js";
 import { estimatePromptTokens } from "../economics/tokens.js";
-import { abortableDelay } from "./delay.js";
-import type { Responder, ResponderChunk, ResponderRequest } from "./types.js";
+import { streamOf } from "./adapters.js";
+import type { ReplyHandle, ReplyRequest, ReplySink, Responder } from "./types.js";
 
 /**
  * The simulated responder: deterministic text derived from the message — the same prompt and model
@@ -59,27 +59,47 @@ export function createSimulatedResponder(opts: SimulatedOptions): Responder {
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new RangeError("maxTokens must be a positive integer");
   const intervalMs = 1000 / opts.tokensPerSec;
 
-  async function* stream(req: ResponderRequest): AsyncGenerator<ResponderChunk> {
+  /**
+   * The push form is the native one (types.ts): one timer at a time per reply, no generator and no
+   * AbortSignal, because a worker holds thousands of these for seconds. Pieces that are due by the
+   * time the timer fires go out together.
+   */
+  function start(req: ReplyRequest, sink: ReplySink): ReplyHandle {
     const count = Math.min(req.maxTokens, opts.maxTokens);
     const skip = Math.min(req.skip ?? 0, count);
     const pieces = simulatedPieces(req.model, req.prompt, count);
-    const start = performance.now();
-    req.signal.throwIfAborted();
-    for (let i = skip; i < count; i++) {
-      const due = start + (i - skip + 1) * intervalMs;
-      const wait = due - performance.now();
-      if (wait > 0) await abortableDelay(wait, req.signal);
-      req.signal.throwIfAborted();
-      yield { kind: "delta", text: pieces[i] ?? "" };
-    }
-    yield {
-      kind: "done",
-      finishReason: req.maxTokens < opts.maxTokens ? "length" : "stop",
-      usage: { inputTokens: estimatePromptTokens(req.prompt), outputTokens: count },
+    const begin = performance.now();
+    let i = skip;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const tick = (): void => {
+      timer = undefined;
+      for (; i < count; i++) {
+        const wait = begin + (i - skip + 1) * intervalMs - performance.now();
+        if (wait > 0) {
+          timer = setTimeout(tick, wait);
+          return;
+        }
+        sink.push({ kind: "delta", text: pieces[i] ?? "" });
+        if (stopped) return; // stopped by the sink, from inside push
+      }
+      sink.push({
+        kind: "done",
+        finishReason: req.maxTokens < opts.maxTokens ? "length" : "stop",
+        usage: { inputTokens: estimatePromptTokens(req.prompt), outputTokens: count },
+      });
+      sink.end();
+    };
+    tick();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
     };
   }
 
   // One piece is one token here, so the deltas are the output tokens.
   const usageSoFar = (prompt: string, deltas: number) => ({ inputTokens: estimatePromptTokens(prompt), outputTokens: deltas });
-  return { resumable: true, stream, usageSoFar };
+  return { resumable: true, start, stream: streamOf(start), usageSoFar };
 }

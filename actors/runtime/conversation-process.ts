@@ -12,9 +12,11 @@ import type { CommandRecord, CommandResult } from "./command.js";
 import type { Decision } from "../decider.js";
 import type { LedgerPort } from "./ledger-port.js";
 import type { AggregateRepository } from "./repository.js";
-import type { ReplyResponder, ResponderChunk } from "./responder.js";
+import type { ReplyResponder } from "./responder.js";
 import { findInLog } from "./message-history.js";
-import { Pump } from "./pump.js";
+import { ReplyInbox } from "../responders/reply-inbox.js";
+import { startOf } from "../responders/adapters.js";
+import type { ReplyHandle, StartReply } from "../responders/types.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
 import { textDigest } from "../digest.js";
 
@@ -54,15 +56,32 @@ export interface ConversationProcessOptions {
   now?: () => Date;
 }
 
-interface Runner {
-  replyId: string;
-  partition: number;
-  abort: AbortController;
-  /** Why it was aborted: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
-  reason?: "cancel" | "handover" | "shutdown";
+/**
+ * One running reply: its inbox (the chunks its responder pushed, not yet appended) and how it is
+ * stopped. One object, because a worker holds one per running conversation, thousands at once.
+ */
+class Runner extends ReplyInbox {
+  replyId = "";
+  /** Why it was stopped: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
+  reason: "cancel" | "handover" | "shutdown" | undefined;
   /** "completed": the reply's end went out with its last pieces, before a cancel could take effect. */
-  outcome?: "completed";
-  done: Promise<void>;
+  outcome: "completed" | undefined;
+  stopped = false;
+  responder: ReplyHandle | undefined;
+  done: Promise<void> = Promise.resolve();
+
+  constructor(readonly partition: number) {
+    super();
+  }
+
+  /** Stops the responder (if it started) and wakes the runner, which then sees `stopped`. */
+  stop(reason?: "cancel" | "handover" | "shutdown"): void {
+    if (reason) this.reason = reason;
+    if (this.stopped) return;
+    this.stopped = true;
+    this.responder?.stop();
+    this.end();
+  }
 }
 
 export const ok = (value: Record<string, unknown>): CommandResult => ({ ok: true, value });
@@ -85,9 +104,12 @@ export const fail = (e: TributaryError): CommandResult => ({
 export class ConversationProcess {
   private readonly runners = new Map<string, Runner>();
   private readonly now: () => Date;
+  /** The responder's push form, or its pull form adapted (responders/types.ts). */
+  private readonly start: StartReply;
 
   constructor(private readonly o: ConversationProcessOptions) {
     this.now = o.now ?? (() => new Date());
+    this.start = o.responder.start ?? startOf((req) => o.responder.stream(req));
   }
 
   async handle(cmd: CommandRecord): Promise<CommandResult> {
@@ -288,8 +310,7 @@ export class ConversationProcess {
     if (runner) {
       const loaded = await this.o.conversations.load(id);
       this.authorize(loaded.state, cmd, { write: true });
-      runner.reason = "cancel";
-      runner.abort.abort();
+      runner.stop("cancel");
       await runner.done;
       // The reply may have completed in the append that was in flight when the cancel came.
       return ok({ cancelled: runner.outcome !== "completed" });
@@ -326,8 +347,7 @@ export class ConversationProcess {
   // ---- the reply
 
   private startRunner(id: string, partition: number): void {
-    const abort = new AbortController();
-    const runner: Runner = { replyId: "", partition, abort, done: Promise.resolve() };
+    const runner = new Runner(partition);
     this.runners.set(id, runner);
     runner.done = this.guardedRun(id, runner);
   }
@@ -359,18 +379,18 @@ export class ConversationProcess {
     let finishReason = "stop";
     let failure: { code: string; message: string } | undefined;
     let completed = false;
-    // The responder runs ahead of the appends (Pump): pieces that arrive while an append is in
+    // The responder runs ahead of the appends (the runner's inbox): pieces that arrive while an append is in
     // flight go out together in the next one, and when the responder finishes within that batch the
     // reply's end goes with them — a one-piece reply is one append, not two. Each piece is still
     // decided as its own appendDelta command with the next index (a retried batch appends nothing
     // twice: the decider answers a lower index with no events).
-    let pump: Pump<ResponderChunk> | undefined;
     let finished = false;
     try {
-      pump = new Pump(this.o.responder.stream({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, signal: runner.abort.signal, skip: index }));
+      // Stopped before it started (a cancel while the reply was loading): it never starts.
+      if (!runner.stopped) runner.responder = this.start({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, skip: index }, runner);
       for (;;) {
-        const { items, ended, error } = await pump.take();
-        if (runner.abort.signal.aborted) break;
+        const { items, ended, error } = await runner.take();
+        if (runner.stopped) break;
         const at = this.now().toISOString();
         const commands: ConversationCommand[] = [];
         for (const chunk of items) {
@@ -399,12 +419,11 @@ export class ConversationProcess {
         if (ended) break;
       }
     } catch (e) {
-      if (!runner.abort.signal.aborted) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
+      if (!runner.stopped) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
     }
-    // An append failed while the responder still runs: stop it (aborting only now keeps the failure
-    // a failure, not a cancel; the common path creates no abort error at all).
-    if (!finished && !runner.abort.signal.aborted) runner.abort.abort();
-    await pump?.finished;
+    // An append failed while the responder still runs: stop it (without a reason, so the failure
+    // stays a failure, not a cancel).
+    if (!finished) runner.stop();
     if (completed) runner.outcome = "completed";
     // Handed over (or shutting down): the next owner ends the reply, or — when the end went out —
     // settles it and clears its running mark; clearing it here could remove the new owner's mark.
@@ -521,8 +540,7 @@ export class ConversationProcess {
   releasePartition(partition: number): void {
     for (const [id, r] of this.runners) {
       if (r.partition !== partition) continue;
-      r.reason = "handover";
-      r.abort.abort();
+      r.stop("handover");
       this.runners.delete(id);
     }
     this.o.conversations.evictWhere((id) => partitionOf(id, this.o.partitions) === partition);
@@ -536,8 +554,7 @@ export class ConversationProcess {
     // A pending grace timer would keep an idle process alive for the whole grace period.
     clearTimeout(timer);
     for (const r of this.runners.values()) {
-      r.reason = "shutdown";
-      r.abort.abort();
+      r.stop("shutdown");
     }
     await Promise.all([...this.runners.values()].map((r) => r.done));
   }

@@ -57,6 +57,29 @@ describe("simulated responder", () => {
     expect(seen).toHaveLength(2);
     expect(seen.every((c) => c.kind === "delta")).toBe(true);
   });
+  it("the push form (start) gives exactly the chunks of the pull form, and nothing after stop", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 20 }), fc.integer({ min: 1, max: 64 }), fc.nat(70), async (prompt, maxTokens, skip) => {
+        const pulled = await collect(fast.stream({ model: "m", prompt, maxTokens, skip, signal: new AbortController().signal }));
+        const pushed: ResponderChunk[] = [];
+        await new Promise<void>((resolve, reject) => {
+          fast.start!({ model: "m", prompt, maxTokens, skip }, { push: (c) => pushed.push(c), end: (f) => (f ? reject(f.cause as Error) : resolve()) });
+        });
+        expect(pushed).toEqual(pulled);
+      }),
+      { numRuns: 30 },
+    );
+    const slow = createSimulatedResponder({ tokensPerSec: 1000, maxTokens: 64 });
+    const pushed: ResponderChunk[] = [];
+    let ended = false;
+    const handle = slow.start!({ model: "sim-1", prompt: "x", maxTokens: 64 }, { push: (c) => pushed.push(c), end: () => (ended = true) });
+    await new Promise((r) => setTimeout(r, 10));
+    handle.stop();
+    const seen = pushed.length;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(pushed).toHaveLength(seen);
+    expect(ended).toBe(false);
+  });
   it("bills an interrupted reply the way a completed one counts: one token per piece", async () => {
     const out = await collect(fast.stream({ model: "sim-1", prompt: "abc", maxTokens: 7, signal: new AbortController().signal }));
     const text = out.map((c) => (c.kind === "delta" ? c.text : "")).join("");
