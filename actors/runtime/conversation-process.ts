@@ -14,9 +14,9 @@ import type { LedgerPort } from "./ledger-port.js";
 import type { AggregateRepository } from "./repository.js";
 import type { ReplyResponder } from "./responder.js";
 import { findInLog } from "./message-history.js";
-import { ReplyInbox } from "../responders/reply-inbox.js";
 import { startOf } from "../responders/adapters.js";
-import type { ReplyHandle, StartReply } from "../responders/types.js";
+import type { StartReply } from "../responders/types.js";
+import { ReplyRunner } from "./reply-runner.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
 import { textDigest } from "../digest.js";
 
@@ -56,34 +56,6 @@ export interface ConversationProcessOptions {
   now?: () => Date;
 }
 
-/**
- * One running reply: its inbox (the chunks its responder pushed, not yet appended) and how it is
- * stopped. One object, because a worker holds one per running conversation, thousands at once.
- */
-class Runner extends ReplyInbox {
-  replyId = "";
-  /** Why it was stopped: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
-  reason: "cancel" | "handover" | "shutdown" | undefined;
-  /** "completed": the reply's end went out with its last pieces, before a cancel could take effect. */
-  outcome: "completed" | undefined;
-  stopped = false;
-  responder: ReplyHandle | undefined;
-  done: Promise<void> = Promise.resolve();
-
-  constructor(readonly partition: number) {
-    super();
-  }
-
-  /** Stops the responder (if it started) and wakes the runner, which then sees `stopped`. */
-  stop(reason?: "cancel" | "handover" | "shutdown"): void {
-    if (reason) this.reason = reason;
-    if (this.stopped) return;
-    this.stopped = true;
-    this.responder?.stop();
-    this.end();
-  }
-}
-
 export const ok = (value: Record<string, unknown>): CommandResult => ({ ok: true, value });
 export const fail = (e: TributaryError): CommandResult => ({
   ok: false,
@@ -102,7 +74,7 @@ export const fail = (e: TributaryError): CommandResult => ({
  * worker; it only ever writes conversations of partitions the worker owns (I3).
  */
 export class ConversationProcess {
-  private readonly runners = new Map<string, Runner>();
+  private readonly runners = new Map<string, ReplyRunner>();
   private readonly now: () => Date;
   /** The responder's push form, or its pull form adapted (responders/types.ts). */
   private readonly start: StartReply;
@@ -311,7 +283,7 @@ export class ConversationProcess {
       const loaded = await this.o.conversations.load(id);
       this.authorize(loaded.state, cmd, { write: true });
       runner.stop("cancel");
-      await runner.done;
+      await runner.whenDone();
       // The reply may have completed in the append that was in flight when the cancel came.
       return ok({ cancelled: runner.outcome !== "completed" });
     }
@@ -347,104 +319,122 @@ export class ConversationProcess {
   // ---- the reply
 
   private startRunner(id: string, partition: number): void {
-    const runner = new Runner(partition);
+    const runner = new ReplyRunner(id, partition);
     this.runners.set(id, runner);
-    runner.done = this.guardedRun(id, runner);
+    void this.guarded(runner, this.beginReply(runner));
   }
 
   /**
-   * The runner's whole life as one async frame (not `.catch().finally()`, two more promises and
-   * closures): a worker holds one per running reply, thousands at once, for seconds.
+   * A reply's life is three steps, none of which waits while the responder is silent (ReplyRunner):
+   * `beginReply` loads it and starts the responder; `drainReply` runs whenever pieces arrive and
+   * appends them; `endReply` appends the end and settles the usage. A failure in any of them is
+   * logged and retires the runner (recovery ends what it left running).
    */
-  private async guardedRun(id: string, runner: Runner): Promise<void> {
+  private async guarded(runner: ReplyRunner, step: Promise<void>): Promise<void> {
     try {
-      await this.runReply(id, runner);
+      await step;
     } catch (e) {
-      this.o.log.error({ err: errorMessage(e), conversationId: id }, "reply runner failed");
-    } finally {
-      if (this.runners.get(id) === runner) this.runners.delete(id);
+      this.o.log.error({ err: errorMessage(e), conversationId: runner.conversationId }, "reply runner failed");
+      this.retire(runner);
     }
   }
 
-  private async runReply(id: string, runner: Runner): Promise<void> {
-    const repo = this.o.conversations;
-    const first = await repo.load(id);
+  private retire(runner: ReplyRunner): void {
+    if (this.runners.get(runner.conversationId) === runner) this.runners.delete(runner.conversationId);
+    runner.markDone();
+  }
+
+  private async beginReply(runner: ReplyRunner): Promise<void> {
+    const first = await this.o.conversations.load(runner.conversationId);
     const reply = runningReply(first.state);
-    if (!reply) return;
+    if (!reply) return this.retire(runner);
+    runner.reply = reply;
+    runner.loadedState = first.state;
     runner.replyId = reply.replyId;
-    const model = reply.model;
-    let index = reply.nextIndex;
-    let text = reply.text;
-    let usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
-    let finishReason = "stop";
-    let failure: { code: string; message: string } | undefined;
-    let completed = false;
-    // The responder runs ahead of the appends (the runner's inbox): pieces that arrive while an append is in
-    // flight go out together in the next one, and when the responder finishes within that batch the
-    // reply's end goes with them — a one-piece reply is one append, not two. Each piece is still
-    // decided as its own appendDelta command with the next index (a retried batch appends nothing
-    // twice: the decider answers a lower index with no events).
-    let finished = false;
+    runner.index = reply.nextIndex;
+    runner.text = reply.text;
+    runner.usage = this.usageSoFar(reply.prompt, reply.inputTokens, runner.index, runner.text);
+    // Stopped before it started (a cancel while the reply was loading): it never starts.
+    if (!runner.stopped) runner.responder = this.start({ model: reply.model, prompt: reply.prompt, maxTokens: reply.maxTokens, skip: runner.index }, runner);
+    runner.arm(() => void this.guarded(runner, this.drainReply(runner)));
+  }
+
+  /**
+   * Appends what the responder pushed, as long as it pushes: pieces that arrive while an append is
+   * in flight go out together in the next one, and when the responder finishes within that batch the
+   * reply's end goes with them — a one-piece reply is one append, not two. Each piece is still
+   * decided as its own appendDelta command with the next index (a retried batch appends nothing
+   * twice: the decider answers a lower index with no events).
+   */
+  private async drainReply(runner: ReplyRunner): Promise<void> {
+    const reply = runner.reply!;
+    const id = runner.conversationId;
     try {
-      // Stopped before it started (a cancel while the reply was loading): it never starts.
-      if (!runner.stopped) runner.responder = this.start({ model, prompt: reply.prompt, maxTokens: reply.maxTokens, skip: index }, runner);
       for (;;) {
-        const { items, ended, error } = await runner.take();
         if (runner.stopped) break;
+        const { items, ended, error } = runner.take();
+        if (items.length === 0 && !ended) return runner.idle(); // woken again by the next push
         const at = this.now().toISOString();
         const commands: ConversationCommand[] = [];
         for (const chunk of items) {
           if (chunk.kind === "delta") {
-            commands.push({ type: "appendDelta", at, replyId: reply.replyId, index, text: chunk.text });
-            index++;
-            text += chunk.text;
-            usage = this.usageSoFar(reply.prompt, reply.inputTokens, index, text);
+            commands.push({ type: "appendDelta", at, replyId: reply.replyId, index: runner.index, text: chunk.text });
+            runner.index++;
+            runner.text += chunk.text;
+            runner.usage = this.usageSoFar(reply.prompt, reply.inputTokens, runner.index, runner.text);
           } else {
-            finishReason = chunk.finishReason;
-            usage = chunk.usage;
+            runner.finishReason = chunk.finishReason;
+            runner.usage = chunk.usage;
           }
         }
         if (ended && !error) {
-          const cost = costMicros(this.o.prices, model, usage);
-          commands.push({ type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost });
+          const cost = costMicros(this.o.prices, reply.model, runner.usage);
+          commands.push({ type: "completeReply", at, replyId: reply.replyId, finishReason: runner.finishReason, usage: runner.usage, costMicros: cost });
         }
         const last = commands[commands.length - 1];
         if (last) {
           const commandId = last.type === "appendDelta" ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
-          await repo.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
-          completed = last.type === "completeReply";
+          await this.o.conversations.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
+          if (last.type === "completeReply") runner.outcome = "completed";
         }
-        finished = ended;
+        runner.finished = ended;
         if (error) throw error.cause;
         if (ended) break;
       }
     } catch (e) {
-      if (!runner.stopped) failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
+      if (!runner.stopped) runner.failure = { code: "RESPONDER_FAILED", message: errorMessage(e) };
     }
     // An append failed while the responder still runs: stop it (without a reason, so the failure
     // stays a failure, not a cancel).
-    if (!finished) runner.stop();
-    if (completed) runner.outcome = "completed";
+    if (!runner.finished) runner.stop();
+    await this.endReply(runner);
+  }
+
+  private async endReply(runner: ReplyRunner): Promise<void> {
+    const reply = runner.reply!;
+    const id = runner.conversationId;
     // Handed over (or shutting down): the next owner ends the reply, or — when the end went out —
     // settles it and clears its running mark; clearing it here could remove the new owner's mark.
-    if (runner.reason === "handover" || runner.reason === "shutdown") return;
+    if (runner.reason === "handover" || runner.reason === "shutdown") return this.retire(runner);
     const at = this.now().toISOString();
-    const cost = costMicros(this.o.prices, model, usage);
-    if (!completed) {
+    const usage = runner.usage;
+    const cost = costMicros(this.o.prices, reply.model, usage);
+    if (runner.outcome !== "completed") {
       let end: ConversationCommand;
       if (runner.reason === "cancel") end = { type: "cancelReply", at, replyId: reply.replyId, usage, costMicros: cost };
-      else if (failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...failure };
-      else end = { type: "completeReply", at, replyId: reply.replyId, finishReason, usage, costMicros: cost };
-      await repo.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
+      else if (runner.failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...runner.failure };
+      else end = { type: "completeReply", at, replyId: reply.replyId, finishReason: runner.finishReason, usage, costMicros: cost };
+      await this.o.conversations.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
     }
-    await this.settle(id, first.state, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
+    await this.settle(id, runner.loadedState!, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
     // Once the end is appended the next message may be accepted, and its postMessage marks the
     // conversation running again (under the lock, before starting its runner): clearing after that
     // would leave the new reply unmarked, so no one would end it if this worker died.
-    await repo.exclusive(id, async () => {
+    await this.o.conversations.exclusive(id, async () => {
       const current = this.runners.get(id);
       if (current === undefined || current === runner) await clearRunning(this.o.redis, runner.partition, id);
     });
+    this.retire(runner);
   }
 
   /** Commit the real usage on the ledgers; idempotent by reservation id (I8). */
@@ -550,13 +540,13 @@ export class ConversationProcess {
   async stop(graceMs = 5000): Promise<void> {
     const all = [...this.runners.values()];
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(all.map((r) => r.done)), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    await Promise.race([Promise.all(all.map((r) => r.whenDone())), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     // A pending grace timer would keep an idle process alive for the whole grace period.
     clearTimeout(timer);
     for (const r of this.runners.values()) {
       r.stop("shutdown");
     }
-    await Promise.all([...this.runners.values()].map((r) => r.done));
+    await Promise.all([...this.runners.values()].map((r) => r.whenDone()));
   }
 
   status(id: string, state: ConversationState): string {
