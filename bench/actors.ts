@@ -69,6 +69,12 @@ if (WORKLOAD !== "new" && WORKLOAD !== "returning") {
 }
 const RETURNING = WORKLOAD === "returning";
 const MESSAGES = numberFlag("--messages", 5);
+/**
+ * The worker's ACTOR_CACHE_SIZE. Default: room for the run's working set (one conversation and one
+ * ledger per user, all of them active), as a worker sized for its load has; `--cache 10000` with
+ * more users than that measures the cold path, where every conversation is rehydrated.
+ */
+const CACHE = numberFlag("--cache", 0);
 // Returning users need each reply to end before their next message: replies stream at once.
 const LIFECYCLE = hasFlag("--lifecycle") || RETURNING;
 const url = new URL(process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379");
@@ -118,9 +124,12 @@ async function commandsPerSecond(): Promise<{
   workerCpuUsPerCommand: number;
   baselinePerSec: number;
   conflictRetries: number;
+  actorCacheSize: number;
 }> {
   const store = createRedisEventStore(redis, { partitions: PARTITIONS, idemTtlMs: 600_000 });
   const dataDir = mkdtempSync(join(tmpdir(), "tributary-bench-worker-"));
+  const workingSet = RETURNING ? Math.max(1, Math.floor(COMMANDS / MESSAGES)) : COMMANDS;
+  const cacheSize = CACHE > 0 ? CACHE : Math.max(10_000, Math.ceil(workingSet * 1.1));
   // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the worker.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, "../edge/cli/bin.mjs"), "worker"], {
@@ -136,6 +145,7 @@ async function commandsPerSecond(): Promise<{
       SIM_TOKENS_PER_SEC: LIFECYCLE ? "1000000" : "0.1",
       SIM_MAX_TOKENS: "1",
       SNAPSHOT_EVERY: "1000",
+      ACTOR_CACHE_SIZE: String(cacheSize),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -207,6 +217,7 @@ async function commandsPerSecond(): Promise<{
       workerCpuUsPerCommand: (workerCpu * 1e6) / total,
       conflictRetries,
       baselinePerSec: COMMANDS / baseSeconds,
+      actorCacheSize: cacheSize,
     };
   } finally {
     child.kill("SIGTERM");
@@ -361,7 +372,7 @@ try {
   // --commands 0: rehydration only.
   const cmd = COMMANDS > 0 ? await commandsPerSecond() : undefined;
   if (cmd) console.log(
-    `[${cmd.workload} users] commands/s through one worker process (postMessage → reservation → message.received → decision${LIFECYCLE ? " + the reply's lifecycle" : ""}, ${CONCURRENCY} in flight): ${cmd.perSec.toFixed(0)}; ` +
+    `[${cmd.workload} users] commands/s through one worker process (postMessage → reservation → message.received → decision${LIFECYCLE ? " + the reply's lifecycle" : ""}, ${CONCURRENCY} in flight, ACTOR_CACHE_SIZE ${cmd.actorCacheSize}): ${cmd.perSec.toFixed(0)}; ` +
       `worker CPU ${cmd.workerCpuUsPerCommand.toFixed(0)} µs/command (= ${(1e6 / cmd.workerCpuUsPerCommand).toFixed(0)} commands/s per core); ` +
       `bare appends at the same concurrency: ${cmd.baselinePerSec.toFixed(0)}/s (ratio ${(cmd.perSec / cmd.baselinePerSec).toFixed(2)})` +
       (RETURNING ? `; ${cmd.commands} messages of ${Math.floor(cmd.commands / MESSAGES)} users, ${cmd.conflictRetries} retried (reply still running)` : ""),

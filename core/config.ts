@@ -63,6 +63,12 @@ export const ConfigSchema = z.object({
   IDEM_TTL: duration.default(86_400_000),
   /** Snapshot an actor every N events. */
   SNAPSHOT_EVERY: int(1).default(100),
+  /**
+   * Actors a worker keeps in memory, per kind (conversations, ledgers, budgets, sessions); the least
+   * recently used beyond it are passivated and rehydrated on their next command (docs/actors.md,
+   * "Bounded caches").
+   */
+  ACTOR_CACHE_SIZE: int(100, 10_000_000).default(10_000),
   /** Events older than this move to the archive. */
   RETENTION: duration.default(7 * 86_400_000),
   /** `local`: acknowledge after the primary has the append; `wait-replica`: also WAIT for one replica. */

@@ -94,7 +94,8 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly reader: EventReader;
   private readonly snapshotEvery: number;
-  private readonly cacheSize: number;
+  /** Actors kept in memory (ACTOR_CACHE_SIZE for a worker). */
+  readonly cacheSize: number;
   private readonly slack: number;
   private readonly maxRetries: number;
   private readonly now: () => number;

@@ -46,7 +46,7 @@ export function allPartitionsOwnership(partitions: number): PartitionOwnership {
 }
 
 export interface WorkerOptions {
-  config: Pick<Config, "PARTITIONS" | "MAX_DELIVERIES" | "SNAPSHOT_EVERY" | "SIM_MAX_TOKENS">;
+  config: Pick<Config, "PARTITIONS" | "MAX_DELIVERIES" | "SNAPSHOT_EVERY" | "SIM_MAX_TOKENS"> & Partial<Pick<Config, "ACTOR_CACHE_SIZE">>;
   redis: RedisClient;
   store: EventStore;
   /** History reader spanning the archive; defaults to the store. */
@@ -85,7 +85,15 @@ export class ActorWorker {
     const snapshots = o.blobs ? blobSnapshotStore(o.blobs, metaSnapshotPointer(o.redis, o.config.PARTITIONS)) : noSnapshots;
     // One HMGET tells a first load whether there is anything to read (and whether a snapshot exists).
     const probe = metaStreamProbe(o.redis, o.config.PARTITIONS, { snapshots: o.blobs !== undefined });
-    const common = { store: o.store, snapshots, probe, snapshotEvery: o.config.SNAPSHOT_EVERY, log: o.log, ...(o.reader ? { reader: o.reader } : {}) };
+    const common = {
+      store: o.store,
+      snapshots,
+      probe,
+      snapshotEvery: o.config.SNAPSHOT_EVERY,
+      ...(o.config.ACTOR_CACHE_SIZE === undefined ? {} : { cacheSize: o.config.ACTOR_CACHE_SIZE }),
+      log: o.log,
+      ...(o.reader ? { reader: o.reader } : {}),
+    };
     const conversations = new AggregateRepository({ kind: "conversation", decider: conversationDecider, ...common });
     const ledgers = new AggregateRepository({ kind: "ledger", decider: ledgerDecider, ...common });
     const budgets = new AggregateRepository({ kind: "ledger", decider: budgetDecider, ...common });
