@@ -335,6 +335,7 @@ export class ConversationProcess {
       await step;
     } catch (e) {
       this.o.log.error({ err: errorMessage(e), conversationId: runner.conversationId }, "reply runner failed");
+      runner.stop(); // a responder still running would push into a retired runner
       this.retire(runner);
     }
   }
@@ -350,7 +351,6 @@ export class ConversationProcess {
     if (!reply) return this.retire(runner);
     runner.reply = reply;
     runner.loadedState = first.state;
-    runner.replyId = reply.replyId;
     runner.index = reply.nextIndex;
     runner.text = reply.text;
     runner.usage = this.usageSoFar(reply.prompt, reply.inputTokens, runner.index, runner.text);

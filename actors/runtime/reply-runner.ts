@@ -13,7 +13,6 @@ import type { ReplyHandle, ReplySink, ResponderChunk } from "../responders/types
  * then drains it with `take()` until it is empty and calls `idle()`; the next push wakes it again.
  */
 export class ReplyRunner implements ReplySink {
-  replyId = "";
   /** The reply as the conversation state had it when the runner loaded it. */
   reply: RunningReply | undefined;
   /** The state it was loaded from (the ledgers to settle on). */
