@@ -147,7 +147,8 @@ async function commandsPerSecond(): Promise<{
       SNAPSHOT_EVERY: "1000",
       ACTOR_CACHE_SIZE: String(cacheSize),
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    // BENCH_WORKER_STDOUT=1 shows the worker's stdout (say, with BENCH_WORKER_NODE_ARGS="--trace-gc").
+    stdio: ["ignore", process.env.BENCH_WORKER_STDOUT ? "inherit" : "ignore", "inherit"],
   });
   try {
     const replyRedis = redis.duplicate();
