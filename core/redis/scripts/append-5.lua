@@ -43,6 +43,9 @@ local stream, meta, log, idem, idseq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[
 
 local first = redis.call('GET', idem)
 if first then
+  -- Rewritten (same value, same TTL) so that a WAIT after this call covers the first append too,
+  -- whichever connection made it (append-group.lua, `replicated`).
+  redis.call('SET', idem, first, 'KEEPTTL')
   local out = { 1 }
   for word in string.gmatch(first, '%S+') do
     out[#out + 1] = word

@@ -104,6 +104,16 @@ local function readClock(g)
   msOf[g], kOf[g], msTextOf[g] = ms, k, tostring(int(ms))
 end
 
+-- A duplicate is acknowledged like an append: under wait-replica the caller WAITs after this call,
+-- and WAIT covers only what this connection wrote. Rewriting the dedupe record (same value, same
+-- TTL) is a write that follows the first append in the replication stream, so a replica that
+-- acknowledges it holds the first append too, whichever connection made that one. Without it a
+-- retry on a new connection was answered at once, and a failover could then lose the first append.
+local function replicated(idem, first)
+  redis.call('SET', idem, first, 'KEEPTTL')
+  return first
+end
+
 -- A stored first result "<from> <to> <hash> <offset...>" → the duplicate reply.
 local function duplicateOf(first)
   local r = { 1 }
@@ -146,7 +156,7 @@ for i = 1, count do
         -- version is stale by now (only this path needs the GET; the happy path claims with SET NX).
         local first = redis.call('GET', idem)
         if first then
-          out[i] = duplicateOf(first)
+          out[i] = duplicateOf(replicated(idem, first))
         elseif version ~= expected then
           out[i] = { -1, version }
         else
@@ -189,7 +199,7 @@ for i = 1, count do
           claimed = redis.call('SET', idem, stored, 'NX')
         end
         if not claimed then
-          out[i] = duplicateOf(redis.call('GET', idem))
+          out[i] = duplicateOf(replicated(idem, redis.call('GET', idem)))
         else
           local log = KEYS[2 * g - 1]
           local key = stream
