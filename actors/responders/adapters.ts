@@ -22,7 +22,10 @@ export function streamOf(start: StartReply): (req: ResponderRequest) => AsyncIte
     try {
       for (;;) {
         const { items, ended, error } = await inbox.take();
-        yield* items;
+        for (const item of items) {
+          signal.throwIfAborted(); // aborted between two items of one batch: nothing more is yielded
+          yield item;
+        }
         if (error) throw error.cause;
         if (ended) return;
       }

@@ -95,6 +95,22 @@ describe("responder adapters (push ⇄ pull)", () => {
       })(),
     ).rejects.toThrow("cancelled");
     expect(stopped).toBe(true);
+    // An abort between two chunks of one batch: nothing after it is yielded.
+    const burst = streamOf((_r, sink) => {
+      for (const t of ["a", "b", "c"]) sink.push(d(t));
+      return { stop: () => undefined };
+    });
+    const got: ResponderChunk[] = [];
+    const ac2 = new AbortController();
+    await expect(
+      (async () => {
+        for await (const c of burst({ ...req, signal: ac2.signal })) {
+          got.push(c);
+          ac2.abort(new Error("cancelled"));
+        }
+      })(),
+    ).rejects.toThrow("cancelled");
+    expect(got).toEqual([d("a")]);
     // A consumer that leaves early (break) stops it too.
     stopped = false;
     for await (const _ of stream({ ...req, signal: new AbortController().signal })) break;
