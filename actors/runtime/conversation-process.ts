@@ -285,7 +285,14 @@ export class ConversationProcess {
       runner.stop("cancel");
       await runner.whenDone();
       // The reply may have completed in the append that was in flight when the cancel came.
-      return ok({ cancelled: runner.outcome !== "completed" });
+      if (runner.outcome === "completed") return ok({ cancelled: false });
+      if (runner.outcome === "ended") return ok({ cancelled: true });
+      // The runner retired without ending the reply. Handed over (or shutting down) meanwhile: the
+      // next owner ends it, so this cancel did nothing yet — retried, it reaches that owner.
+      if (runner.reason !== "cancel") {
+        throw new TributaryError("UNAVAILABLE", `conversation ${id}: the reply was handed over before the cancel took effect`, { retryAfter: 1 });
+      }
+      // A step failed (say, loading the reply): it is still running, with no runner — end it below.
     }
     return this.o.conversations.exclusive(id, async () => {
       const loaded = await this.o.conversations.load(id, { fresh: true });
@@ -425,6 +432,7 @@ export class ConversationProcess {
       else if (runner.failure) end = { type: "failReply", at, replyId: reply.replyId, usage, costMicros: cost, ...runner.failure };
       else end = { type: "completeReply", at, replyId: reply.replyId, finishReason: runner.finishReason, usage, costMicros: cost };
       await this.o.conversations.execute(id, `end:${reply.replyId}`, at, (s) => this.o.decider.decide(end, s));
+      runner.outcome = "ended";
     }
     await this.settle(id, runner.loadedState!, reply.replyId, usage.inputTokens + usage.outputTokens, cost, at);
     // Once the end is appended the next message may be accepted, and its postMessage marks the

@@ -25,8 +25,13 @@ export class ReplyRunner implements ReplySink {
   failure: { code: string; message: string } | undefined;
   /** The responder's end (or failure) was taken: nothing more will come from it. */
   finished = false;
-  /** "completed": the reply's end went out with its last pieces, before a cancel could take effect. */
-  outcome: "completed" | undefined;
+  /**
+   * How the reply ended, once its end is appended: "completed" (possibly with its last pieces, before
+   * a cancel could take effect), or "ended" (cancelled or failed by `endReply`). Undefined when the
+   * runner retired without appending an end (handed over, or a step failed): a cancel then has not
+   * taken effect.
+   */
+  outcome: "completed" | "ended" | undefined;
   /** Why it was stopped: "cancel" ends it with assistant.cancelled; "handover" leaves it to the next owner. */
   reason: "cancel" | "handover" | "shutdown" | undefined;
   stopped = false;
