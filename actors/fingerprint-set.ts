@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { fnv1a32 } from "../core/partition.js";
 
 /**
  * An immutable, JSON-safe set of 53-bit fingerprints of strings: "was this key perhaps added?".
@@ -18,21 +17,24 @@ export type FingerprintSet = number[][];
 
 const CHUNK = 256;
 
-/** A second 32-bit hash, independent of FNV-1a (MurmurHash3's mixing), for the low 21 bits. */
-function mix32(key: string): number {
-  let h = 0x9747b28c;
-  for (let i = 0; i < key.length; i++) {
-    h = Math.imul(h ^ key.charCodeAt(i), 0xcc9e2d51);
-    h = (h << 15) | (h >>> 17);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
-}
-
+/**
+ * FNV-1a (the high 32 bits, as core/partition.ts's fnv1a32) and a second, independent 32-bit hash
+ * (MurmurHash3's mixing, the low 21 bits), in one pass over the key: every new message hashes three
+ * keys and looks one up, on the hottest command.
+ */
 export function fingerprint(key: string): number {
-  return fnv1a32(key) * 2 ** 21 + (mix32(key) & 0x1fffff);
+  let f = 0x811c9dc5;
+  let m = 0x9747b28c;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    f = Math.imul(f ^ c, 0x01000193);
+    m = Math.imul(m ^ c, 0xcc9e2d51);
+    m = (m << 15) | (m >>> 17);
+  }
+  m ^= m >>> 16;
+  m = Math.imul(m, 0x85ebca6b);
+  m ^= m >>> 13;
+  return (f >>> 0) * 2 ** 21 + ((m >>> 0) & 0x1fffff);
 }
 
 export function fpsEmpty(): FingerprintSet {

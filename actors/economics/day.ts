@@ -10,9 +10,21 @@ export function parseInstant(iso: string): number {
   return ms;
 }
 
+/** The last day printed, by day number: commands of one day all ask for the same string. */
+let memoDay = Number.NaN;
+let memoText = "";
+
 /** "2026-11-21T23:55:03Z" → "2026-11-21". */
 export function utcDay(iso: string): string {
-  return new Date(parseInstant(iso)).toISOString().slice(0, 10);
+  // Every ledger command asks (the daily reset). Date.parse still reads the instant (so offsets,
+  // "T24:00" and 30 February roll over as before); only printing the day is memoised — a Date and
+  // its ISO string per command were a visible share of a ledger decision.
+  const day = Math.floor(parseInstant(iso) / DAY_MS);
+  if (day !== memoDay) {
+    memoText = new Date(day * DAY_MS).toISOString().slice(0, 10);
+    memoDay = day;
+  }
+  return memoText;
 }
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;

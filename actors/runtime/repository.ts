@@ -308,10 +308,12 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
       }
       try {
         const expected = loaded.version;
+        // One meta object for the append's events: the store only reads it (encodes it per event).
+        const eventMeta = { commandId, ...meta };
         const appended = await this.o.store.append(
           this.ref(id),
           expected,
-          decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: { commandId, ...meta } })),
+          decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: eventMeta })),
           commandId,
           loaded.hash === undefined ? undefined : { expectedHash: loaded.hash },
         );

@@ -304,6 +304,24 @@ describe("economics: money is integers", () => {
       }),
     );
   });
+  it("utcDay names the UTC day of any instant, whatever day was asked before", () => {
+    const day = (iso: string) => new Date(Date.parse(iso)).toISOString().slice(0, 10);
+    const instant = fc.record({
+      ms: fc.integer({ min: Date.UTC(1970, 0, 1), max: Date.UTC(2200, 0, 1) }),
+      offsetMin: fc.integer({ min: -14 * 60, max: 14 * 60 }),
+    }).map(({ ms, offsetMin }) => {
+      if (offsetMin === 0) return new Date(ms).toISOString();
+      // The same instant written with a UTC offset ("…T01:30:00.000+02:00").
+      const local = new Date(ms + offsetMin * 60_000).toISOString().slice(0, 23);
+      const a = Math.abs(offsetMin);
+      return `${local}${offsetMin < 0 ? "-" : "+"}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+    });
+    fc.assert(fc.property(fc.array(instant, { minLength: 1, maxLength: 20 }), (isos) => isos.every((iso) => utcDay(iso) === day(iso))), { numRuns: 500 });
+    // Forms Date.parse rolls over: the day is the instant's, not the text's.
+    expect(utcDay("2026-02-30T00:00:00Z")).toBe("2026-03-02");
+    expect(utcDay("2026-12-06T24:00:00Z")).toBe("2026-12-07");
+    expect(() => utcDay("2026-13-01T00:00:00Z")).toThrow(RangeError);
+  });
   it("token estimates and UTC days are deterministic", () => {
     expect(estimateTokens("")).toBe(0);
     expect(estimateTokens("abcd")).toBe(1);
