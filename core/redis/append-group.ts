@@ -28,6 +28,12 @@ export interface GroupAppend {
 export interface GroupShared {
   idemTtlMs: number;
   partitions: number;
+  /**
+   * Duplicates rewrite their dedupe records (same value, same TTL) so that a WAIT after the call
+   * covers the first appends too: true under DURABILITY=wait-replica; absent or false, a duplicate
+   * writes nothing. Sent as the call's trailing argument, only when true.
+   */
+  rewriteDuplicates?: boolean;
   /** `{pN}:log` and `{pN}:idseq` of every partition, by partition number. */
   logs: readonly string[];
   idseqs: readonly string[];
@@ -60,6 +66,7 @@ export function groupCall(shared: GroupShared, appends: readonly GroupAppend[]):
     args.push(gOf.get(a.partition) as number, a.expectedVersion, a.prevHash, a.events.length);
     for (const e of a.events) args.push(e.bytes, e.hash);
   }
+  if (shared.rewriteDuplicates) args.push(1);
   return { keys, args };
 }
 
@@ -74,6 +81,8 @@ export interface GroupFrameParts {
   partitions: Buffer;
   logs: Buffer[];
   idseqs: Buffer[];
+  /** `GroupShared.rewriteDuplicates`: the call ends with the argument 1. */
+  rewriteDuplicates: boolean;
   /** Scratch for `encodeGroupCall`: a partition's index in the call (0 = not yet in it). */
   gOf: Int32Array;
 }
@@ -87,6 +96,7 @@ export function groupFrameParts(shared: GroupShared, keyPrefix = ""): GroupFrame
     partitions: RespArgs.bulk(String(shared.partitions)),
     logs: shared.logs.map(prefixed),
     idseqs: shared.idseqs.map(prefixed),
+    rewriteDuplicates: shared.rewriteDuplicates === true,
     gOf: new Int32Array(shared.partitions),
   };
 }
@@ -123,6 +133,7 @@ export function encodeGroupCall(parts: GroupFrameParts, appends: readonly GroupA
       out.int(gOf[a.partition] as number).int(a.expectedVersion).string(a.prevHash).int(a.events.length);
       for (const e of a.events) out.bytes(e.bytes).string(e.hash);
     }
+    if (parts.rewriteDuplicates) out.int(1);
   } finally {
     for (const p of order) gOf[p] = 0;
   }

@@ -68,9 +68,13 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
   const cacheSize = opts.headCacheSize ?? 10_000;
   const heads = new Map<string, CachedHead>();
   const callOpts = { durability, replicaTimeoutMs };
+  // Only a WAIT after the call needs a duplicate to write (its dedupe record, rewritten unchanged):
+  // under local durability a duplicate writes nothing (docs/event-store.md, "Durability").
+  const rewriteDuplicate = durability === "wait-replica";
   const shared: GroupShared = {
     idemTtlMs,
     partitions,
+    rewriteDuplicates: rewriteDuplicate,
     logs: Array.from({ length: partitions }, (_, p) => keys.log(p)),
     idseqs: Array.from({ length: partitions }, (_, p) => keys.idseq(p)),
   };
@@ -189,6 +193,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
       streamName: sk.stream,
       partitions,
       partition: sk.partition,
+      rewriteDuplicate,
       events: build(events, expectedVersion, prevHash),
     };
     let result: AppendResult;

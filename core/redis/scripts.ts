@@ -51,6 +51,12 @@ export interface AppendArgs {
   /** PARTITIONS and this stream's partition: entry ids are `<ms>-<k·partitions + partition>`. */
   partitions: number;
   partition: number;
+  /**
+   * A duplicate rewrites its dedupe record (same value, same TTL), so that a WAIT after the call
+   * covers the first append too: true under DURABILITY=wait-replica. Under local durability nothing
+   * WAITs and a duplicate writes nothing.
+   */
+  rewriteDuplicate: boolean;
   /** Per event: stored bytes and chain hash after it. */
   events: Array<{ bytes: Buffer; hash: string }>;
 }
@@ -69,6 +75,7 @@ function appendArgv(keys: AppendKeys, args: AppendArgs): ScriptArg[] {
     args.partitions,
     args.partition,
     args.events.length,
+    args.rewriteDuplicate ? 1 : 0,
   ];
   for (const e of args.events) argv.push(e.bytes, e.hash);
   return argv;

@@ -27,7 +27,9 @@
     ARGV[5] P = number of partitions (PARTITIONS)
     ARGV[6] p = this stream's partition (0 <= p < P)
     ARGV[7] number of events N (>= 1)
-    ARGV[8 .. 7+2N] per event: msgpack bytes, chain hash after it
+    ARGV[8] '1': a duplicate rewrites its dedupe record (DURABILITY=wait-replica, below); '0': it
+            writes nothing (DURABILITY=local)
+    ARGV[9 .. 8+2N] per event: msgpack bytes, chain hash after it
 
   Output (mapped to typed results/errors in core/redis/scripts.ts, and only there):
     { 0, fromVersion, toVersion, hash, offset_1, ..., offset_N }   appended
@@ -38,14 +40,19 @@
 
   Order matters: dedupe is checked first, so a retried command answers its first result even though
   its expected version is stale by now.
+
+  A duplicate is acknowledged like an append, and under wait-replica the caller WAITs after this
+  call; WAIT covers only what this connection wrote. So with ARGV[8] = '1' the dedupe record is
+  rewritten (same value, same TTL): a write after the first append in the replication stream, so a
+  replica that acknowledges it holds the first append too, whichever connection made that one. Under
+  local durability nothing WAITs and a duplicate writes nothing (no replicated or AOF write).
 ]]
 local stream, meta, log, idem, idseq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local first = redis.call('GET', idem)
 if first then
-  -- Rewritten (same value, same TTL) so that a WAIT after this call covers the first append too,
-  -- whichever connection made it (append-group.lua, `replicated`).
-  redis.call('SET', idem, first, 'KEEPTTL')
+  -- Rewritten (same value, same TTL) only for the WAIT after this call (header, ARGV[8]).
+  if ARGV[8] == '1' then redis.call('SET', idem, first, 'KEEPTTL') end
   local out = { 1 }
   for word in string.gmatch(first, '%S+') do
     out[#out + 1] = word
@@ -59,7 +66,7 @@ end
 local expected = tonumber(ARGV[1])
 local parts, part = tonumber(ARGV[5]), tonumber(ARGV[6])
 local n = tonumber(ARGV[7])
-if expected == nil or expected < 0 or n == nil or n < 1 or #ARGV ~= 7 + 2 * n
+if expected == nil or expected < 0 or n == nil or n < 1 or #ARGV ~= 8 + 2 * n
   or parts == nil or part == nil or parts < 1 or part < 0 or part >= parts then
   return { -3, 'bad arguments' }
 end
@@ -90,11 +97,11 @@ if lastMs == ms and k * parts + part <= lastSeq then
   k = math.floor((lastSeq - part) / parts) + 1
 end
 
-local out = { 0, version + 1, version + n, ARGV[7 + 2 * n] }
+local out = { 0, version + 1, version + n, ARGV[8 + 2 * n] }
 local msText = string.format('%.0f', ms)
 local id
 for i = 1, n do
-  local bytes, h = ARGV[6 + 2 * i], ARGV[7 + 2 * i]
+  local bytes, h = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
   id = msText .. '-' .. string.format('%.0f', k * parts + part)
   redis.call('XADD', stream, id, 'e', bytes, 'h', h)
   redis.call('XADD', log, '*', 'k', ARGV[4], 'o', id, 'e', bytes, 'h', h)
@@ -102,7 +109,7 @@ for i = 1, n do
   k = k + 1
 end
 redis.call('SET', idseq, msText .. ':' .. string.format('%.0f', k - 1))
-redis.call('HSET', meta, 'version', version + n, 'hash', ARGV[7 + 2 * n], 'last', id)
+redis.call('HSET', meta, 'version', version + n, 'hash', ARGV[8 + 2 * n], 'last', id)
 
 local ttl = tonumber(ARGV[3]) or 0
 local stored = table.concat(out, ' ', 2)

@@ -10,7 +10,9 @@
   sees what an earlier one wrote: a second append with the same command id is a duplicate of the
   first, a second append with the same expected version is a CONFLICT). One append's refusal
   (duplicate, CONFLICT, stale head, malformed arguments, a failing first XADD) writes nothing for it
-  and does not change the others' outcome. Appends of different partitions share no key.
+  — except that under wait-replica a duplicate rewrites its dedupe record unchanged (the trailing
+  ARGV, below) — and does not change the others' outcome. Appends of different partitions share no
+  key.
 
   The outcome is append-5.lua's, and so is the order of the checks as seen by the caller (a retried
   command id answers its first result whatever its expected version), but the dedupe record costs
@@ -36,6 +38,9 @@
     ARGV[4+G]   A = number of appends (>= 1)
     then per append, in order: g (which partition, 1..G), expected version, chain value the writer
     started from (hex), number of events N (>= 1), then N times: msgpack bytes, chain hash after it.
+    last, only when the writer WAITs after the call (DURABILITY=wait-replica): '1' = rewrite the
+    dedupe record of every duplicate (see `dups` below). Absent (DURABILITY=local): a duplicate
+    writes nothing. Trailing and optional, so the layout before it is the same either way.
 
   The log's `k` (the logical stream key) is the stream key from its first `{`: a client key prefix
   (ioredis keyPrefix, tests) is dropped, and a prefix never contains `{` (it would change the slot).
@@ -109,13 +114,18 @@ end
 -- TTL) is a write that follows the first append in the replication stream, so a replica that
 -- acknowledges it holds the first append too, whichever connection made that one. Without it a
 -- retry on a new connection was answered at once, and a failover could then lose the first append.
-local function replicated(idem, first)
-  redis.call('SET', idem, first, 'KEEPTTL')
-  return first
-end
+-- Under local durability nothing WAITs, and the rewrite would only be a write (replicated, in the
+-- AOF) on an append that changes nothing: so it is done only when the writer asks (the trailing
+-- ARGV), at the end of the call, where that flag is found. Doing it there rather than at each
+-- duplicate changes nothing: a script's writes replicate as one block, after the first append
+-- either way, and no later append of the call removes an existing dedupe key.
+local dups = {}
 
--- A stored first result "<from> <to> <hash> <offset...>" → the duplicate reply.
-local function duplicateOf(first)
+-- A stored first result "<from> <to> <hash> <offset...>" of the dedupe key `idem` → the duplicate
+-- reply; the key is remembered for the rewrite.
+local function duplicateOf(idem, first)
+  dups[#dups + 1] = idem
+  dups[#dups + 1] = first
   local r = { 1 }
   for word in string.gmatch(first, '%S+') do r[#r + 1] = word end
   -- fromVersion and toVersion go back as integers, like append-5.lua's.
@@ -156,7 +166,7 @@ for i = 1, count do
         -- version is stale by now (only this path needs the GET; the happy path claims with SET NX).
         local first = redis.call('GET', idem)
         if first then
-          out[i] = duplicateOf(replicated(idem, first))
+          out[i] = duplicateOf(idem, first)
         elseif version ~= expected then
           out[i] = { -1, version }
         else
@@ -199,7 +209,7 @@ for i = 1, count do
           claimed = redis.call('SET', idem, stored, 'NX')
         end
         if not claimed then
-          out[i] = duplicateOf(replicated(idem, redis.call('GET', idem)))
+          out[i] = duplicateOf(idem, redis.call('GET', idem))
         else
           local log = KEYS[2 * g - 1]
           local key = stream
@@ -237,4 +247,9 @@ for g = 1, groups do
   end
 end
 if #seqArgs > 0 then redis.call('MSET', unpack(seqArgs)) end
+-- The trailing flag, just past the last append's arguments (where the cursor is now): rewrite the
+-- duplicates' dedupe records, same value and TTL, for the WAIT that follows (see `dups`).
+if not broken and ARGV[a] == '1' then
+  for j = 1, #dups, 2 do redis.call('SET', dups[j], dups[j + 1], 'KEEPTTL') end
+end
 return out
