@@ -7,6 +7,8 @@ import { partitionOf } from "../../core/partition.js";
 import type { RedisClient } from "../../core/redis/connection.js";
 import { conversationStatus, lookupClientMessage, runningReply, type ConversationDecider, type ConversationState } from "../conversation/index.js";
 import type { ConversationCommand, ConversationDomainEvent } from "../conversation/index.js";
+
+type PostMessageCommand = Extract<ConversationCommand, { type: "postMessage" }>;
 import { costMicros, DEFAULT_MODEL, estimateTokens, reservationFor, type PriceTable } from "../economics/index.js";
 import type { CommandRecord, CommandResult } from "./command.js";
 import type { Decision } from "../decider.js";
@@ -163,24 +165,9 @@ export class ConversationProcess {
       const ctx = loaded.state.context;
       this.authorize(loaded.state, cmd, { write: true });
 
-      // CONTRACT §3: a repeated clientMessageId answers the first answer; another text is a conflict.
-      const seen = lookupClientMessage(loaded.state, p.clientMessageId, p.text, { messageId: p.messageId, replyId: p.replyId });
-      if (seen.kind === "conflict") throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
-      if (seen.kind === "duplicate") {
-        const offset = await this.receivedOffset(id, seen.receivedVersion, seen.messageId);
-        return ok({ status: 200, messageId: seen.messageId, replyId: seen.replyId, offset });
-      }
-      // Ids the state keeps only as fingerprints (older than its recent messages): the log answers.
-      let post = parsed;
-      if (seen.kind === "history") {
-        const found = await findInLog(this.o.conversations.history(id), p);
-        if (found.message) {
-          if (found.message.digest !== textDigest(p.text)) throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
-          return ok({ status: 200, messageId: found.message.messageId, replyId: found.message.replyId, offset: found.message.offset });
-        }
-        if (found.idsUsed) throw new TributaryError("CONFLICT", "messageId or replyId already used in this conversation");
-        post = { ...parsed, history: "checked" };
-      }
+      const first = await this.repeatAnswer(id, loaded.state, p, parsed);
+      if ("answer" in first) return first.answer;
+      const post = first.post;
       // Dry run: would the conversation accept it (not archived, no reply running)? Only then reserve.
       const dry = this.o.decider.decide(post, loaded.state);
       if (!dry.ok) throw new TributaryError(dry.rejection.code, dry.rejection.message);
@@ -215,14 +202,54 @@ export class ConversationProcess {
       // The state is unchanged since the dry run (we hold the aggregate's lock), so its decision is
       // reused: one XState transition fewer on the hottest command.
       const checked = loaded.state;
-      const { decision, appended } = await this.o.conversations.executeUnlocked(id, cmd.id, cmd.at, (s) =>
+      const { decision, appended, loaded: decided } = await this.o.conversations.executeUnlocked(id, cmd.id, cmd.at, (s) =>
         s === checked ? dry : this.o.decider.decide(post, s),
       );
-      if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
-      const offset = appended?.offsets[0];
+      if (!decision.ok || appended === undefined) {
+        // The state the dry run saw was not the stream's: the append met a CONFLICT and the tail it
+        // read holds what this worker's memory lacked — the first attempt of this very message
+        // (appended elsewhere, or here with its WAIT timed out and so never folded), or a reply
+        // that started since. No reply starts for this attempt: give its reservation back (else it
+        // holds a concurrent-reply slot until it expires), and answer from the stream's state — a
+        // repeat with the FIRST attempt's ids, never a 201 with ids no event holds.
+        await this.o.ledgers.release({ tenantId: ctx.tenantId, userId: cmd.principal.userId, projectId: ctx.projectId, reservationId: p.replyId, at: cmd.at });
+        if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
+        const again = await this.repeatAnswer(id, decided.state, p, parsed);
+        if ("answer" in again) return again.answer;
+        throw new Error(`postMessage ${p.clientMessageId}: the decider appended nothing for a message the state does not hold`);
+      }
+      const offset = appended.offsets[0];
       this.startRunner(id, partition);
       return ok({ status: 201, messageId: p.messageId, replyId: p.replyId, offset });
     });
+  }
+
+  /**
+   * CONTRACT §3: a repeated clientMessageId answers its first answer (200, the first attempt's
+   * ids); another text is a conflict. Otherwise the command to decide — marked `history: "checked"`
+   * when the state keeps the ids only as fingerprints (older than its recent messages) and the log
+   * was read to settle them.
+   */
+  private async repeatAnswer(
+    id: string,
+    state: ConversationState,
+    p: { messageId: string; replyId: string; clientMessageId: string; text: string },
+    parsed: PostMessageCommand,
+  ): Promise<{ answer: CommandResult } | { post: PostMessageCommand }> {
+    const seen = lookupClientMessage(state, p.clientMessageId, p.text, { messageId: p.messageId, replyId: p.replyId });
+    if (seen.kind === "conflict") throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
+    if (seen.kind === "duplicate") {
+      const offset = await this.receivedOffset(id, seen.receivedVersion, seen.messageId);
+      return { answer: ok({ status: 200, messageId: seen.messageId, replyId: seen.replyId, offset }) };
+    }
+    if (seen.kind !== "history") return { post: parsed };
+    const found = await findInLog(this.o.conversations.history(id), p);
+    if (found.message) {
+      if (found.message.digest !== textDigest(p.text)) throw new TributaryError("CONFLICT", "clientMessageId was used with a different text");
+      return { answer: ok({ status: 200, messageId: found.message.messageId, replyId: found.message.replyId, offset: found.message.offset }) };
+    }
+    if (found.idsUsed) throw new TributaryError("CONFLICT", "messageId or replyId already used in this conversation");
+    return { post: { ...parsed, history: "checked" } };
   }
 
   /** Append under the aggregate lock the caller already holds; a rejection becomes the error. */

@@ -83,6 +83,23 @@ export class LedgerPort {
     return { ok: true };
   }
 
+  /**
+   * Give a reservation back whole (its reply will not run); a repeat, or a reservation never made
+   * or already settled, is a no-op.
+   */
+  async release(r: { tenantId: string; userId: string; projectId: string | null; reservationId: string; at: string }): Promise<void> {
+    const uid = userLedgerId(r.tenantId, r.userId);
+    await this.ledgers.execute(uid, `release:${r.reservationId}`, r.at, (s) =>
+      this.ledgerDecider.decide({ type: "release", at: r.at, reservationId: r.reservationId }, s),
+    );
+    if (r.projectId) {
+      const pid = projectLedgerId(r.tenantId, r.projectId);
+      await this.budgets.execute(pid, `release:${r.reservationId}`, r.at, (s) =>
+        this.budgetDecider.decide({ type: "release", at: r.at, reservationId: r.reservationId }, s),
+      );
+    }
+  }
+
   /** Commit the real usage and release the rest; a repeat is a no-op (the decider knows it settled). */
   async commit(s: SettleInput): Promise<void> {
     const uid = userLedgerId(s.tenantId, s.userId);
