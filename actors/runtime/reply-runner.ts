@@ -1,18 +1,19 @@
 import type { Usage } from "../responders/types.js";
 import type { RunningReply, ConversationState } from "../conversation/index.js";
-import type { Taken } from "../responders/reply-inbox.js";
-import type { ReplyHandle, ReplySink, ResponderChunk } from "../responders/types.js";
+import { ReplyQueue, type Taken } from "../responders/reply-inbox.js";
+import type { ReplyHandle } from "../responders/types.js";
 
 /**
  * One running reply, as one object: the chunks its responder pushed and no append has carried yet,
  * how far the reply got, and how it is stopped. A worker holds one per running conversation, and
  * with slow first tokens that is thousands at once for seconds — so a waiting reply holds no
- * suspended async function, promise or AbortSignal: the responder pushes into this object, and a
- * push while nothing drains it calls `onReady` (after one turn of the event loop, so that what a
- * responder produces at once — its last piece and its `done` — is taken together). The process
- * then drains it with `take()` until it is empty and calls `idle()`; the next push wakes it again.
+ * suspended async function, promise or AbortSignal: the responder pushes into this object (a
+ * ReplyQueue), and a push while nothing drains it calls the `onReady` it was armed with (after one
+ * turn of the event loop, so that what a responder produces at once — its last piece and its `done`
+ * — is taken together). The process then drains it with `take()` until it is empty and calls
+ * `idle()`; the next push wakes it again.
  */
-export class ReplyRunner implements ReplySink {
+export class ReplyRunner extends ReplyQueue {
   /** The reply as the conversation state had it when the runner loaded it. */
   reply: RunningReply | undefined;
   /** The state it was loaded from (the ledgers to settle on). */
@@ -37,12 +38,6 @@ export class ReplyRunner implements ReplySink {
   stopped = false;
   responder: ReplyHandle | undefined;
 
-  private queue: ResponderChunk[] = [];
-  private ended = false;
-  private error: { cause: unknown } | undefined;
-  private onReady: (() => void) | undefined;
-  /** A drain is scheduled or running: pushes only queue. */
-  private draining = true;
   private isDone = false;
   private resolveDone: (() => void) | undefined;
   private donePromise: Promise<void> | undefined;
@@ -50,19 +45,8 @@ export class ReplyRunner implements ReplySink {
   constructor(
     readonly conversationId: string,
     readonly partition: number,
-  ) {}
-
-  push(chunk: ResponderChunk): void {
-    if (this.ended) return;
-    this.queue.push(chunk);
-    this.wake();
-  }
-
-  end(failure?: { cause: unknown }): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.error = failure;
-    this.wake();
+  ) {
+    super();
   }
 
   /** Stops the responder (if it started) and wakes the drain, which then sees `stopped`. */
@@ -74,23 +58,9 @@ export class ReplyRunner implements ReplySink {
     this.end();
   }
 
-  /** From now on, work arriving while no drain runs calls `onReady` (and now, if some is waiting). */
-  arm(onReady: () => void): void {
-    this.onReady = onReady;
-    this.idle();
-  }
-
   /** Everything pushed since the last take (synchronous: the drain calls it between appends). */
   take(): Taken {
-    const items = this.queue;
-    this.queue = [];
-    return this.error ? { items, ended: this.ended, error: this.error } : { items, ended: this.ended };
-  }
-
-  /** The drain took everything there was; the next push (or the end) wakes it again. */
-  idle(): void {
-    this.draining = false;
-    if (this.queue.length > 0 || this.ended) this.wake();
+    return this.takeNow();
   }
 
   /** Settles once the runner is finished (`markDone`); made only when someone waits. */
@@ -102,13 +72,7 @@ export class ReplyRunner implements ReplySink {
 
   markDone(): void {
     this.isDone = true;
-    this.onReady = undefined;
+    this.disarm();
     this.resolveDone?.();
-  }
-
-  private wake(): void {
-    if (this.draining || this.onReady === undefined) return;
-    this.draining = true;
-    setImmediate(this.onReady);
   }
 }
