@@ -21,6 +21,7 @@ import type { StartReply } from "../responders/types.js";
 import { ReplyRunner } from "./reply-runner.js";
 import { clearRunning, listRunning, markRunning } from "./running-set.js";
 import { textDigest } from "../digest.js";
+import { recentByReplyId } from "../conversation/repeat-index.js";
 
 type Conversations = AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>;
 
@@ -212,7 +213,11 @@ export class ConversationProcess {
         // that started since. No reply starts for this attempt: give its reservation back (else it
         // holds a concurrent-reply slot until it expires), and answer from the stream's state — a
         // repeat with the FIRST attempt's ids, never a 201 with ids no event holds.
-        await this.o.ledgers.release({ tenantId: ctx.tenantId, userId: cmd.principal.userId, projectId: ctx.projectId, reservationId: p.replyId, at: cmd.at });
+        // Unless a reply with this attempt's replyId is in that state: then this is a redelivery of
+        // the first attempt itself (its dedupe record gone), and the reservation is that reply's.
+        if (recentByReplyId(decided.state.context, p.replyId) === undefined) {
+          await this.o.ledgers.release({ tenantId: ctx.tenantId, userId: cmd.principal.userId, projectId: ctx.projectId, reservationId: p.replyId, at: cmd.at });
+        }
         if (!decision.ok) throw new TributaryError(decision.rejection.code, decision.rejection.message);
         const again = await this.repeatAnswer(id, decided.state, p, parsed);
         if ("answer" in again) return again.answer;

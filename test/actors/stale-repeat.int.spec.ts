@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../core/logger.js";
 import { createRedisEventStore } from "../../core/redis/event-store.js";
 import { conversationDecider, type ConversationCommand } from "../../actors/conversation/index.js";
-import { AggregateRepository, noSnapshots, type CommandApi, type ReplyResponder } from "../../actors/runtime/index.js";
+import { AggregateRepository, CommandBus, noSnapshots, type CommandApi, type ReplyResponder } from "../../actors/runtime/index.js";
 import { startInProcessWorker, type InProcessWorker } from "../support/in-process-worker.js";
 import { testRedis, REDIS_MODES, type TestRedis } from "../support/redis.js";
 
@@ -99,5 +99,27 @@ describe.each(REDIS_MODES)("a repeat the cached state has not seen, on %s Redis"
     expect([again.status, again.body.messageId, again.body.replyId]).toEqual([200, "m_busy", "r_busy"]);
     const quota = await w!.worker.ledgerPort.view({ tenantId, userId, tier: "privileged", at: new Date().toISOString() });
     expect(quota.reserved.tokens).toBe(0);
+  });
+
+  it("the first attempt itself again (same ids, its dedupe record gone) keeps its reply's reservation", async () => {
+    const tenantId = "t-stale";
+    const userId = `u-again-${Math.random().toString(36).slice(2)}`;
+    const conv = await api.createConversation({ tenantId, userId, projectId: undefined });
+    expect((await w!.worker.conversations.load(conv.id)).version).toBe(1);
+    const at = new Date().toISOString();
+    // The first attempt reserved and appended (its reply still running), behind this worker's back.
+    const reserved = await w!.worker.ledgerPort.reserve({ tenantId, userId, projectId: null, tier: "privileged", reservationId: "r_run", tokens: 50, costMicros: 0, conversationId: conv.id, at });
+    expect(reserved.ok).toBe(true);
+    const other = new AggregateRepository({ kind: "conversation", decider: conversationDecider, store: store(), snapshots: noSnapshots, log });
+    const command: ConversationCommand = { type: "postMessage", at, messageId: "m_run", replyId: "r_run", clientMessageId: "k1", text: "hello", userId, maxTokens: 16 };
+    expect((await other.execute(conv.id, "run", at, (s) => conversationDecider.decide(conversationDecider.parseCommand(command), s))).decision.ok).toBe(true);
+
+    // The same message with the same ids under a new command id: what a redelivery is once its dedupe record expired.
+    const bus = new CommandBus(r.client, P, w!.replies);
+    const principal = { tenantId, userId, projectId: null, tier: "privileged" as const, roles: [] };
+    const { result } = await bus.send("conversation.postMessage", conv.id, principal, { messageId: "m_run", replyId: "r_run", clientMessageId: "k1", text: "hello" }, { waitMs: 10_000 });
+    expect(result).toMatchObject({ ok: true, value: { status: 200, messageId: "m_run", replyId: "r_run" } });
+    const quota = await w!.worker.ledgerPort.view({ tenantId, userId, tier: "privileged", at: new Date().toISOString() });
+    expect(quota.reserved.tokens).toBe(50);
   });
 });
