@@ -7,8 +7,6 @@ import { partitionOf } from "../../core/partition.js";
 import type { RedisClient } from "../../core/redis/connection.js";
 import { conversationStatus, lookupClientMessage, runningReply, type ConversationDecider, type ConversationState } from "../conversation/index.js";
 import type { ConversationCommand, ConversationDomainEvent } from "../conversation/index.js";
-
-type PostMessageCommand = Extract<ConversationCommand, { type: "postMessage" }>;
 import { costMicros, DEFAULT_MODEL, estimateTokens, reservationFor, type PriceTable } from "../economics/index.js";
 import type { CommandRecord, CommandResult } from "./command.js";
 import type { Decision } from "../decider.js";
@@ -24,6 +22,7 @@ import { textDigest } from "../digest.js";
 import { recentByReplyId } from "../conversation/repeat-index.js";
 
 type Conversations = AggregateRepository<ConversationCommand, ConversationDomainEvent, ConversationState>;
+type PostMessageCommand = Extract<ConversationCommand, { type: "postMessage" }>;
 
 /**
  * Commands decided one after the other, each on the state the previous ones' events lead to, as
@@ -212,9 +211,9 @@ export class ConversationProcess {
         // (appended elsewhere, or here with its WAIT timed out and so never folded), or a reply
         // that started since. No reply starts for this attempt: give its reservation back (else it
         // holds a concurrent-reply slot until it expires), and answer from the stream's state — a
-        // repeat with the FIRST attempt's ids, never a 201 with ids no event holds.
-        // Unless a reply with this attempt's replyId is in that state: then this is a redelivery of
-        // the first attempt itself (its dedupe record gone), and the reservation is that reply's.
+        // repeat with the FIRST attempt's ids, never a 201 with ids no event holds. Unless a reply
+        // with this attempt's replyId is in that state: then this is a redelivery of the first
+        // attempt itself (its dedupe record gone), and the reservation is that reply's.
         if (recentByReplyId(decided.state.context, p.replyId) === undefined) {
           await this.o.ledgers.release({ tenantId: ctx.tenantId, userId: cmd.principal.userId, projectId: ctx.projectId, reservationId: p.replyId, at: cmd.at });
         }
