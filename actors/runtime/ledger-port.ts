@@ -74,9 +74,7 @@ export class LedgerPort {
         ),
       );
       if (!budget.decision.ok) {
-        await this.ledgers.execute(uid, `release:${r.reservationId}`, r.at, (s) =>
-          this.ledgerDecider.decide({ type: "release", at: r.at, reservationId: r.reservationId }, s),
-        );
+        await this.releaseUser(uid, r.reservationId, r.at);
         return { ok: false, rejection: budget.decision.rejection };
       }
     }
@@ -88,16 +86,18 @@ export class LedgerPort {
    * or already settled, is a no-op.
    */
   async release(r: { tenantId: string; userId: string; projectId: string | null; reservationId: string; at: string }): Promise<void> {
-    const uid = userLedgerId(r.tenantId, r.userId);
-    await this.ledgers.execute(uid, `release:${r.reservationId}`, r.at, (s) =>
-      this.ledgerDecider.decide({ type: "release", at: r.at, reservationId: r.reservationId }, s),
-    );
+    await this.releaseUser(userLedgerId(r.tenantId, r.userId), r.reservationId, r.at);
     if (r.projectId) {
       const pid = projectLedgerId(r.tenantId, r.projectId);
       await this.budgets.execute(pid, `release:${r.reservationId}`, r.at, (s) =>
         this.budgetDecider.decide({ type: "release", at: r.at, reservationId: r.reservationId }, s),
       );
     }
+  }
+
+  /** The user ledger's half of a release (idempotent by reservation id). */
+  private async releaseUser(uid: string, reservationId: string, at: string): Promise<void> {
+    await this.ledgers.execute(uid, `release:${reservationId}`, at, (s) => this.ledgerDecider.decide({ type: "release", at, reservationId }, s));
   }
 
   /** Commit the real usage and release the rest; a repeat is a no-op (the decider knows it settled). */
