@@ -3,8 +3,7 @@ import type { Tier } from "../../core/events/session.js";
 import type { DecidedEvent, Rejection } from "../decider.js";
 import { addMs, nextMidnight, parseInstant, secondsUntil, utcDay } from "../economics/day.js";
 import { DEFAULT_TIERS, tierRank, type TierTable } from "../economics/tiers.js";
-import { bmSet } from "../bucket-map.js";
-import { initialLedgerContext, settlementOf, type LedgerContext, type Settlement } from "./state.js";
+import { SETTLED_GENERATION, initialLedgerContext, settlementOf, withSettlement, type LedgerContext, type Settlement } from "./state.js";
 
 /**
  * The quota ledger as an XState v5 machine, in neutral units (see state.ts): one machine serves the
@@ -33,6 +32,8 @@ export interface LedgerMachineOptions {
    * deadline < TTL); a commit that still arrives after expiry is billed late, within the headroom.
    */
   reservationTtlMs?: number;
+  /** Settlements per generation of the settled maps [SETTLED_GENERATION] (state.ts `withSettlement`). */
+  settledGeneration?: number;
 }
 
 export const DEFAULT_RESERVATION_TTL_MS = 2 * 3_600_000;
@@ -102,6 +103,7 @@ export function headroom(ctx: LedgerContext): number {
 export function createLedgerMachine(opts: LedgerMachineOptions) {
   const tiers = opts.tiers ?? DEFAULT_TIERS;
   const ttl = opts.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
+  const generation = Math.max(1, Math.floor(opts.settledGeneration ?? SETTLED_GENERATION));
   const user = opts.scope === "user";
 
   function housekeeping(ctx: LedgerContext, cmd: Extract<NeutralCommand, { type: "cmd.housekeep" }>): NeutralEvent[] {
@@ -295,7 +297,7 @@ export function createLedgerMachine(opts: LedgerMachineOptions) {
             reserved: context.reserved - (was?.amount ?? 0),
             used: context.used + event.data.amount,
             usedOther: context.usedOther + event.data.other,
-            settled: bmSet<Settlement>(context.settled, event.data.reservationId, "committed"),
+            ...withSettlement(context, event.data.reservationId, "committed", generation),
           };
         }),
       },
@@ -306,7 +308,7 @@ export function createLedgerMachine(opts: LedgerMachineOptions) {
             version: context.version + 1,
             open,
             reserved: context.reserved - (was?.amount ?? 0),
-            settled: bmSet<Settlement>(context.settled, event.data.reservationId, event.data.reason),
+            ...withSettlement(context, event.data.reservationId, event.data.reason, generation),
           };
         }),
       },
@@ -322,6 +324,7 @@ export function createLedgerMachine(opts: LedgerMachineOptions) {
           // so the state does not grow without bound.
           settledBefore: context.settled,
           settled: {},
+          settledCount: 0,
         })),
       },
     },
