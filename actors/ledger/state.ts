@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { tier } from "../../core/events/session.js";
-import { bmGet, bmSet, bmSize, shallowMap } from "../bucket-map.js";
+import { bmGet, bmHas, bmSet, bmSize, shallowMap } from "../bucket-map.js";
 
 /**
  * One context for both ledgers, in neutral units: `amount` is tokens on a user ledger and cost
@@ -90,6 +90,8 @@ export function withSettlement(
   generation = SETTLED_GENERATION,
 ): Pick<LedgerContext, "settled" | "settledBefore" | "settledCount"> {
   const count = ctx.settledCount ?? bmSize(ctx.settled);
+  // A second settlement of one reservation (expired, then committed late) replaces its outcome.
+  if (bmHas(ctx.settled, reservationId)) return { settledBefore: ctx.settledBefore, settled: bmSet<Settlement>(ctx.settled, reservationId, outcome), settledCount: count };
   if (count >= generation) return { settledBefore: ctx.settled, settled: bmSet<Settlement>({}, reservationId, outcome), settledCount: 1 };
   return { settledBefore: ctx.settledBefore, settled: bmSet<Settlement>(ctx.settled, reservationId, outcome), settledCount: count + 1 };
 }

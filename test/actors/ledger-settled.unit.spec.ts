@@ -58,6 +58,17 @@ describe("ledger: settled reservations in two bounded generations", () => {
     expect(JSON.stringify(budgetDecider.toSnapshot(s)).length).toBeLessThan(400_000);
   });
 
+  it("a reservation settled twice (expired, then committed late) is counted once", () => {
+    const decider = createBudgetDecider({ settledGeneration: 8, reservationTtlMs: 1000 });
+    let s = run(decider, decider.initialState(), { type: "reserve", at, reservationId: "r0", costMicros: 10 });
+    s = run(decider, s, { type: "expire", at: "2026-11-21T10:00:05.000Z" });
+    expect(reservationStatus(s, "r0")).toBe("expired");
+    s = run(decider, s, { type: "commit", at: "2026-11-21T10:00:06.000Z", reservationId: "r0", costMicros: 7, tokens: 3 });
+    expect(reservationStatus(s, "r0")).toBe("committed");
+    expect(s.context.settledCount).toBe(1);
+    expect(bmSize(s.context.settled)).toBe(1);
+  });
+
   it("a snapshot written before the count existed is counted once, then carries on", () => {
     const decider = createBudgetDecider({ settledGeneration: 3 });
     let s = decider.initialState();
