@@ -32,6 +32,14 @@ export interface AppendOptions {
    * a history the caller never saw. Without it the store checks the version only.
    */
   expectedHash?: string;
+  /**
+   * How long a retry of this command id is answered from its first result (its dedupe record),
+   * in ms: at most the store's IDEM_TTL, which is also the default. For appends whose retries can
+   * only come soon and which the aggregate answers idempotently anyway (a reply's deltas carry
+   * their index), so that the bulk of a chat's appends does not hold Redis memory for a day
+   * (docs/operations.md, "Sizing Redis memory").
+   */
+  dedupeTtlMs?: number;
 }
 
 export interface ReadOptions {

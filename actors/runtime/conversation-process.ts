@@ -58,6 +58,18 @@ export interface ConversationProcessOptions {
   now?: () => Date;
 }
 
+/**
+ * How long a reply delta's append is remembered by command id (instead of IDEM_TTL, a day by
+ * default). A delta append is retried only by the worker that streams the reply, while it still
+ * owns the conversation: its client's retries across a reconnect (seconds) and the repository's
+ * CONFLICT loop (milliseconds); a new owner ends the reply and appends no deltas of the old one.
+ * Even past this the decider answers a delta index it holds with no events, so nothing appends
+ * twice. Deltas are nearly every append of a streamed reply (one per piece while the model
+ * produces), and each record costs ~276 bytes of Redis for its TTL (docs/operations.md).
+ */
+export const DELTA_DEDUPE_TTL_MS = 5 * 60_000;
+const DELTA_APPEND = { dedupeTtlMs: DELTA_DEDUPE_TTL_MS } as const;
+
 export const ok = (value: Record<string, unknown>): CommandResult => ({ ok: true, value });
 export const fail = (e: TributaryError): CommandResult => ({
   ok: false,
@@ -431,8 +443,12 @@ export class ConversationProcess {
         }
         const last = commands[commands.length - 1];
         if (last) {
-          const commandId = last.type === "appendDelta" ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
-          await this.o.conversations.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s));
+          const deltasOnly = last.type === "appendDelta";
+          const commandId = deltasOnly ? `delta:${reply.replyId}:${last.index}` : `end:${reply.replyId}`;
+          // Deltas are most of a chat's appends; their dedupe records need not outlive the retries of
+          // this owner (see DELTA_DEDUPE_TTL_MS). A batch that ends the reply keeps IDEM_TTL.
+          const opts = deltasOnly ? DELTA_APPEND : {};
+          await this.o.conversations.execute(id, commandId, at, (s) => decideInOrder(this.o.decider, commands, s), {}, opts);
           if (last.type === "completeReply") runner.outcome = "completed";
         }
         runner.finished = ended;

@@ -1,6 +1,6 @@
 import { compareOffsets, type RecordedEvent } from "../../core/envelope.js";
 import { VersionConflictError, errorMessage } from "../../core/errors.js";
-import type { AppendResult, EventStore, ReadOptions } from "../../core/event-store.js";
+import type { AppendOptions, AppendResult, EventStore, ReadOptions } from "../../core/event-store.js";
 import type { AggregateKind, StreamRef } from "../../core/keys.js";
 import type { Logger } from "../../core/logger.js";
 import { trimOldest, trimSlack } from "../../core/map-trim.js";
@@ -54,6 +54,12 @@ export interface RepositoryOptions<C, E extends DecidedEvent, S> {
 }
 
 export type EventMetaIn = { userId?: string; tenantId?: string; requestId?: string };
+
+/** How one `execute` appends (beyond its command id and meta). */
+export interface ExecuteOptions {
+  /** AppendOptions.dedupeTtlMs: how long a retry of this command is answered from its first append. */
+  dedupeTtlMs?: number;
+}
 
 export interface Executed<E, S> {
   decision: Decision<E>;
@@ -273,8 +279,9 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     at: string,
     decide: (state: S) => Decision<E>,
     meta: EventMetaIn = {},
+    opts: ExecuteOptions = {},
   ): Promise<Executed<E, S>> {
-    return this.exclusive(id, () => this.executeUnlocked(id, commandId, at, decide, meta));
+    return this.exclusive(id, () => this.executeUnlocked(id, commandId, at, decide, meta, opts));
   }
 
   /** `execute` for a caller that already holds `exclusive(id)` (it would wait for itself otherwise). */
@@ -284,6 +291,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     at: string,
     decide: (state: S) => Decision<E>,
     meta: EventMetaIn = {},
+    opts: ExecuteOptions = {},
   ): Promise<Executed<E, S>> {
     const wasCached = this.cache.has(id);
     let loaded = await this.load(id);
@@ -315,7 +323,7 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
           expected,
           decision.events.map((ev) => ({ type: ev.type, data: ev.data, at, meta: eventMeta })),
           commandId,
-          loaded.hash === undefined ? undefined : { expectedHash: loaded.hash },
+          appendOptions(loaded.hash, opts.dedupeTtlMs),
         );
         if (appended.duplicate || loaded.version !== expected) {
           // Duplicate: the first delivery appended already (we crashed before acknowledging), and
@@ -462,4 +470,10 @@ export class AggregateRepository<C, E extends DecidedEvent, S> {
     // Trimmed in one pass once it is a little over its bound; actors in use (locked) stay.
     if (this.cache.size > this.cacheSize + this.slack) trimOldest(this.cache, this.cacheSize, (k) => this.locks.has(k));
   }
+}
+
+/** The store's AppendOptions for one execute: only what is set (the hot path allocates no more). */
+function appendOptions(expectedHash: string | undefined, dedupeTtlMs: number | undefined): AppendOptions | undefined {
+  if (dedupeTtlMs === undefined) return expectedHash === undefined ? undefined : { expectedHash };
+  return expectedHash === undefined ? { dedupeTtlMs } : { expectedHash, dedupeTtlMs };
 }

@@ -20,6 +20,8 @@ export interface GroupAppend {
   expectedVersion: number;
   /** The chain value the writer started from (hex). */
   prevHash: string;
+  /** Its dedupe record's TTL in ms (0 = forever); absent = the call's (`GroupShared.idemTtlMs`). */
+  idemTtlMs?: number;
   /** Per event: stored bytes and the chain hash after it (hex, as stored in `h`). */
   events: Array<{ bytes: Buffer; hash: string }>;
 }
@@ -40,6 +42,9 @@ export interface GroupShared {
 }
 
 export type ScriptArg = string | number | Buffer;
+
+/** An append's dedupe TTL as the script gets it: whole ms, never negative. */
+const ttlOf = (callTtlMs: number, a: GroupAppend): number => Math.max(0, Math.floor(a.idemTtlMs ?? callTtlMs));
 
 /**
  * KEYS and ARGV of one script call for `appends`, of any partitions (on a cluster the caller only
@@ -63,7 +68,7 @@ export function groupCall(shared: GroupShared, appends: readonly GroupAppend[]):
   args.push(appends.length);
   for (const a of appends) {
     keys.push(a.stream, a.meta, a.idem);
-    args.push(gOf.get(a.partition) as number, a.expectedVersion, a.prevHash, a.events.length);
+    args.push(gOf.get(a.partition) as number, a.expectedVersion, a.prevHash, ttlOf(shared.idemTtlMs, a), a.events.length);
     for (const e of a.events) args.push(e.bytes, e.hash);
   }
   if (shared.rewriteDuplicates) args.push(1);
@@ -78,6 +83,8 @@ export interface GroupFrameParts {
   keyPrefix: string;
   prefix: Buffer | undefined;
   ttl: Buffer;
+  /** The call's TTL as a number (`ttl` is its RESP encoding). */
+  ttlMs: number;
   partitions: Buffer;
   logs: Buffer[];
   idseqs: Buffer[];
@@ -93,6 +100,7 @@ export function groupFrameParts(shared: GroupShared, keyPrefix = ""): GroupFrame
     keyPrefix,
     prefix: keyPrefix ? Buffer.from(keyPrefix, "utf8") : undefined,
     ttl: RespArgs.bulk(String(Math.max(0, Math.floor(shared.idemTtlMs)))),
+    ttlMs: Math.max(0, Math.floor(shared.idemTtlMs)),
     partitions: RespArgs.bulk(String(shared.partitions)),
     logs: shared.logs.map(prefixed),
     idseqs: shared.idseqs.map(prefixed),
@@ -117,7 +125,7 @@ export function encodeGroupCall(parts: GroupFrameParts, appends: readonly GroupA
       order.push(a.partition);
       gOf[a.partition] = order.length;
     }
-    size += a.stream.length + a.meta.length + a.idem.length + 3 * pre + a.prevHash.length + 64;
+    size += a.stream.length + a.meta.length + a.idem.length + 3 * pre + a.prevHash.length + 96;
     for (const e of a.events) size += e.bytes.length + e.hash.length + 16;
   }
   for (const p of order) size += (parts.logs[p] as Buffer).length + (parts.idseqs[p] as Buffer).length + 16;
@@ -130,7 +138,11 @@ export function encodeGroupCall(parts: GroupFrameParts, appends: readonly GroupA
     for (const p of order) out.int(p);
     out.int(appends.length);
     for (const a of appends) {
-      out.int(gOf[a.partition] as number).int(a.expectedVersion).string(a.prevHash).int(a.events.length);
+      out.int(gOf[a.partition] as number).int(a.expectedVersion).string(a.prevHash);
+      // The call's own TTL is encoded once (the common case); another is printed for this append.
+      if (a.idemTtlMs === undefined || ttlOf(parts.ttlMs, a) === parts.ttlMs) out.encoded(parts.ttl);
+      else out.int(ttlOf(parts.ttlMs, a));
+      out.int(a.events.length);
       for (const e of a.events) out.bytes(e.bytes).string(e.hash);
     }
     if (parts.rewriteDuplicates) out.int(1);

@@ -156,8 +156,18 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
       idem: k.idem,
       expectedVersion: args.expectedVersion,
       prevHash: args.prevHash,
+      idemTtlMs: args.idemTtlMs,
       events: args.events,
     });
+  }
+
+  /** AppendOptions.dedupeTtlMs → the append's TTL: never longer than IDEM_TTL (0 = forever). */
+  function dedupeTtlOf(requested: number | undefined): number {
+    if (requested === undefined) return idemTtlMs;
+    if (!Number.isSafeInteger(requested) || requested < 1) {
+      throw new TributaryError("BAD_REQUEST", `dedupe TTL must be an integer ≥ 1 ms, got ${requested}`);
+    }
+    return idemTtlMs > 0 ? Math.min(requested, idemTtlMs) : requested;
   }
 
   async function append(ref: StreamRef, expectedVersion: number, events: NewEvent[], commandId: string, opts?: AppendOptions): Promise<AppendResult> {
@@ -166,6 +176,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     }
     if (events.length === 0) throw new TributaryError("BAD_REQUEST", "append needs at least one event");
     if (commandId.length === 0) throw new TributaryError("BAD_REQUEST", "append needs a command id");
+    const dedupeTtlMs = dedupeTtlOf(opts?.dedupeTtlMs);
     const sk = streamKeys(ref, partitions);
     const k: AppendKeys = {
       stream: sk.stream,
@@ -189,7 +200,7 @@ export function createRedisEventStore(redis: RedisClient, opts: RedisEventStoreO
     const args: AppendArgs = {
       expectedVersion,
       prevHash,
-      idemTtlMs,
+      idemTtlMs: dedupeTtlMs,
       streamName: sk.stream,
       partitions,
       partition: sk.partition,

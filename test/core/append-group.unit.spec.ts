@@ -26,7 +26,7 @@ describe("append-group.lua arguments and replies", () => {
     const b = A({ stream: "{p1}:es:session:b", meta: "{p1}:meta:session:b", idem: "{p1}:idem:session:b:x", expectedVersion: 0, prevHash: "00", events: [{ bytes: Buffer.from([3]), hash: "h1" }] });
     const { keys, args } = groupCall(shared, [A(), b]);
     expect(keys).toEqual(["{p1}:log", "{p1}:idseq", A().stream, A().meta, A().idem, b.stream, b.meta, b.idem]);
-    expect(args).toEqual([1500, 4, 1, 1, 2, 1, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1, Buffer.from([3]), "h1"]);
+    expect(args).toEqual([1500, 4, 1, 1, 2, 1, 4, "aa", 1500, 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1500, 1, Buffer.from([3]), "h1"]);
   });
 
   it("numbers the partitions of a mixed call 1..G in order of first appearance, each log and id sequence once", () => {
@@ -34,8 +34,17 @@ describe("append-group.lua arguments and replies", () => {
     const { keys, args } = groupCall(shared, [c, A(), c]);
     expect(keys).toEqual(["{p3}:log", "{p3}:idseq", "{p1}:log", "{p1}:idseq", c.stream, c.meta, c.idem, A().stream, A().meta, A().idem, c.stream, c.meta, c.idem]);
     expect(args.slice(0, 6)).toEqual([1500, 4, 2, 3, 1, 3]);
-    // Per append: its partition's index in the call (1 = p3, 2 = p1), then as before.
-    expect(args.slice(6)).toEqual([1, 0, "00", 1, Buffer.from([7]), "h1", 2, 4, "aa", 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1, Buffer.from([7]), "h1"]);
+    // Per append: its partition's index in the call (1 = p3, 2 = p1), then as before (the TTL is the call's).
+    expect(args.slice(6)).toEqual([1, 0, "00", 1500, 1, Buffer.from([7]), "h1", 2, 4, "aa", 1500, 2, Buffer.from([1]), "h5", Buffer.from([2]), "h6", 1, 0, "00", 1500, 1, Buffer.from([7]), "h1"]);
+  });
+
+  it("gives each append its own dedupe TTL: the call's unless it asks for another", () => {
+    const short = A({ idemTtlMs: 300_000.9 });
+    const { args } = groupCall(shared, [short, A(), A({ idemTtlMs: 0 })]);
+    // [ttl, P, G, p, A], then per append g, expected, prev, TTL, N, events…
+    expect(args[8]).toBe(300_000);
+    expect(args[8 + 9]).toBe(1500);
+    expect(args[8 + 18]).toBe(0);
   });
 
   it("maps 0 to an append at expected+1.. with the writer's hash, 1 to the stored first result", () => {

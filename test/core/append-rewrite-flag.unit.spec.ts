@@ -39,7 +39,7 @@ const one: GroupAppend = {
 describe("the duplicate-rewrite flag of the append scripts", () => {
   it("groupCall ends with 1 when duplicates rewrite, and is unchanged otherwise", () => {
     const base = groupCall(shared(), [one]);
-    expect(base.args).toEqual([60_000, 4, 1, 1, 1, 1, 0, "00", 1, Buffer.from([1]), "h1"]);
+    expect(base.args).toEqual([60_000, 4, 1, 1, 1, 1, 0, "00", 60_000, 1, Buffer.from([1]), "h1"]);
     expect(groupCall(shared(false), [one])).toEqual(base);
     const flagged = groupCall(shared(true), [one]);
     expect(flagged.keys).toEqual(base.keys);

@@ -273,17 +273,19 @@ describe.each(REDIS_MODES)("event store group commit (%s)", (mode) => {
     const d = one(X, 1, b.events[0]?.hash as string, "d");
     const shared = { idemTtlMs: 60_000, partitions: PARTITIONS, logs: [0, 1, 2, 3].map((p) => keys.log(p)), idseqs: [0, 1, 2, 3].map((p) => keys.idseq(p)) };
     const { keys: ks, args } = groupCall(shared, [a, b, c, d]);
-    // Per append: g, expected, prev, n, bytes, hash — after TTL, P, G, p, count.
+    // Per append: g, expected, prev, TTL, n, bytes, hash — after TTL, P, G, p, count.
     const texts = args.map((x) => (typeof x === "number" ? String(x) : x));
-    texts.splice(5, 4, "01", "0.0", a.prevHash, "1.0"); // a: g, expected and n in other texts
-    texts.splice(11, 2, "1", "1"); // b: the writer's own texts
-    texts.splice(17, 4, "1.0", "00", c.prevHash, "01"); // c
-    texts.splice(23, 2, "1", "1.0"); // d: a stale expected version in another text → CONFLICT
+    texts.splice(5, 5, "01", "0.0", a.prevHash, "60000.0", "1.0"); // a: g, expected, TTL and n in other texts
+    texts.splice(12, 2, "1", "1"); // b: the writer's own texts
+    texts.splice(19, 5, "1.0", "00", c.prevHash, "060000", "01"); // c
+    texts.splice(26, 2, "1", "1.0"); // d: a stale expected version in another text → CONFLICT
     const reply = (await APPEND_GROUP_SCRIPT.send(r.client, ks, texts)) as unknown[][];
     expect(reply.map((x) => x[0])).toEqual([0, 0, 0, -1]);
     expect(reply[3]).toEqual([-1, 2]);
     expect(await store.head(X)).toMatchObject({ version: 2, hash: b.events[0]?.hash, lastOffset: reply[1]?.[1] });
     expect(await store.head(Y)).toMatchObject({ version: 1, hash: c.events[0]?.hash, lastOffset: reply[2]?.[1] });
     expect(await r.client.xlen(streamKeys(X, PARTITIONS).stream)).toBe(2);
+    // The TTL texts were read as 60000 ms, too.
+    for (const g of [a, c]) expect(await r.client.pttl(g.idem)).toBeGreaterThan(50_000);
   });
 });

@@ -28,8 +28,10 @@ const appendOf = (partitions: number) =>
     idem: text,
     expectedVersion: fc.oneof(fc.nat({ max: 12 }), fc.maxSafeNat()),
     prevHash: text,
+    // An append's own dedupe TTL (AppendOptions.dedupeTtlMs), absent for most.
+    idemTtlMs: fc.oneof(fc.constant(0), fc.nat({ max: 10 ** 9 }), fc.double({ min: 0, max: 1e7, noNaN: true })),
     events: fc.array(fc.record({ bytes: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)), hash: text }), { minLength: 1, maxLength: 4 }),
-  }) satisfies fc.Arbitrary<GroupAppend>;
+  }, { requiredKeys: ["partition", "stream", "meta", "idem", "expectedVersion", "prevHash", "events"] }) satisfies fc.Arbitrary<GroupAppend>;
 
 describe("RespArgs / encodeGroupCall", () => {
   it("encodes a group call byte for byte as ioredis does (any appends, partitions, key prefix, texts)", () => {

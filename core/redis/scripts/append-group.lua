@@ -37,7 +37,9 @@
     ARGV[3+g]   the g-th partition's number p (0 <= p < P)
     ARGV[4+G]   A = number of appends (>= 1)
     then per append, in order: g (which partition, 1..G), expected version, chain value the writer
-    started from (hex), number of events N (>= 1), then N times: msgpack bytes, chain hash after it.
+    started from (hex), its dedupe TTL in ms (0 = keep forever; usually the text of ARGV[1]: a
+    reply's deltas are kept shorter, docs/operations.md), number of events N (>= 1), then N times:
+    msgpack bytes, chain hash after it.
     last, only when the writer WAITs after the call (DURABILITY=wait-replica): '1' = rewrite the
     dedupe record of every duplicate (see `dups` below). Absent (DURABILITY=local): a duplicate
     writes nothing. Trailing and optional, so the layout before it is the same either way.
@@ -146,12 +148,15 @@ for i = 1, count do
   else
     local stream, meta, idem = KEYS[kb + 3 * i - 2], KEYS[kb + 3 * i - 1], KEYS[kb + 3 * i]
     -- The common texts skip `tonumber` (same numbers: any other text still goes through it).
-    local gText, expText, nText = ARGV[a], ARGV[a + 1], ARGV[a + 3]
+    local gText, expText, ttlA, nText = ARGV[a], ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
     local g, expected, prev = gOfText[gText] or tonumber(gText), tonumber(expText), ARGV[a + 2]
     local n = nText == '1' and 1 or tonumber(nText)
-    local base = a + 4
+    -- The append's TTL: the call's own text on the common path (no conversion), else a whole number.
+    local ttlN = ttlA == ARGV[1] and ttl or (ttlA and tonumber(ttlA))
+    local ttlT = ttlA == ARGV[1] and ttlText or (ttlN and ttlN >= 0 and ttlN == math.floor(ttlN) and string.format('%d', ttlN))
+    local base = a + 5
     if g == nil or partOf[g] == nil or expected == nil or expected < 0 or prev == nil or n == nil or n < 1
-      or base + 2 * n - 1 > #ARGV then
+      or not ttlT or base + 2 * n - 1 > #ARGV then
       -- The argument cursor is lost: nothing after this point can be read reliably.
       broken = 'bad arguments'
       out[i] = { -3, broken }
@@ -203,8 +208,8 @@ for i = 1, count do
         local fromText = n == 1 and toText or tostring(version + 1)
         local stored = fromText .. ' ' .. toText .. ' ' .. last .. ' ' .. offsets
         local claimed
-        if ttl > 0 then
-          claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttlText)
+        if ttlN > 0 then
+          claimed = redis.call('SET', idem, stored, 'NX', 'PX', ttlT)
         else
           claimed = redis.call('SET', idem, stored, 'NX')
         end
