@@ -422,7 +422,7 @@ export class ConversationProcess {
     try {
       for (;;) {
         if (runner.stopped) break;
-        const { items, ended, error } = runner.take();
+        const { items, ended, error } = runner.takeNow();
         if (items.length === 0 && !ended) return runner.idle(); // woken again by the next push
         const at = this.now().toISOString();
         const commands: ConversationCommand[] = [];

@@ -1,6 +1,6 @@
 import type { Usage } from "../responders/types.js";
 import type { RunningReply, ConversationState } from "../conversation/index.js";
-import { ReplyQueue, type Taken } from "../responders/reply-inbox.js";
+import { ReplyQueue } from "../responders/reply-inbox.js";
 import type { ReplyHandle } from "../responders/types.js";
 
 /**
@@ -10,7 +10,7 @@ import type { ReplyHandle } from "../responders/types.js";
  * suspended async function, promise or AbortSignal: the responder pushes into this object (a
  * ReplyQueue), and a push while nothing drains it calls the `onReady` it was armed with (after one
  * turn of the event loop, so that what a responder produces at once — its last piece and its `done`
- * — is taken together). The process then drains it with `take()` until it is empty and calls
+ * — is taken together). The process then drains it with `takeNow()` until it is empty and calls
  * `idle()`; the next push wakes it again.
  */
 export class ReplyRunner extends ReplyQueue {
@@ -56,11 +56,6 @@ export class ReplyRunner extends ReplyQueue {
     this.stopped = true;
     this.responder?.stop();
     this.end();
-  }
-
-  /** Everything pushed since the last take (synchronous: the drain calls it between appends). */
-  take(): Taken {
-    return this.takeNow();
   }
 
   /** Settles once the runner is finished (`markDone`); made only when someone waits. */

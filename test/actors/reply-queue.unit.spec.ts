@@ -59,7 +59,7 @@ describe("ReplyQueue (one inbox for the awaited and the armed consumer)", () => 
         runner.arm(() => {
           void (async () => {
             for (;;) {
-              const t = runner.take();
+              const t = runner.takeNow();
               runnerTaken.n += t.items.length;
               if (t.items.length > 0) armed.push(texts(t.items));
               if (t.ended) return done();

@@ -19,7 +19,7 @@ describe("ReplyRunner (a running reply that waits without a suspended function)"
           wakes++;
           void (async () => {
             for (;;) {
-              const t = r.take();
+              const t = r.takeNow();
               seen.push(...texts(t.items));
               if (t.ended) return void (ended = true);
               if (t.items.length === 0) return r.idle();
@@ -55,13 +55,13 @@ describe("ReplyRunner (a running reply that waits without a suspended function)"
     r.push(d("c")); // still draining (no idle yet): no second wake
     await turn();
     expect(wakes).toBe(1);
-    expect(texts(r.take().items)).toEqual(["a", "b", "c"]);
+    expect(texts(r.takeNow().items)).toEqual(["a", "b", "c"]);
     r.idle();
     r.push({ kind: "done", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 3 } });
     r.end();
     await turn();
     expect(wakes).toBe(2);
-    const last = r.take();
+    const last = r.takeNow();
     expect(texts(last.items)).toEqual(["done"]);
     expect(last.ended).toBe(true);
   });
@@ -76,7 +76,7 @@ describe("ReplyRunner (a running reply that waits without a suspended function)"
     expect(stops).toBe(1);
     expect(r.reason).toBe("handover");
     r.push(d("late"));
-    const t = r.take();
+    const t = r.takeNow();
     expect(t).toEqual({ items: [], ended: true });
     let settled = false;
     const done = r.whenDone().then(() => (settled = true));
@@ -93,7 +93,7 @@ describe("ReplyRunner (a running reply that waits without a suspended function)"
     r.push(d("a"));
     r.end({ cause: boom });
     r.end(); // a second end changes nothing
-    const t = r.take();
+    const t = r.takeNow();
     expect(texts(t.items)).toEqual(["a"]);
     expect(t.error?.cause).toBe(boom);
   });
