@@ -119,6 +119,9 @@ export class ActorWorker {
       streamOf: (p) => keys.cmd(p),
       handler: (batch) => this.handleBatch(batch),
       maxDeliveries: o.config.MAX_DELIVERIES,
+      // A command stream is a queue: what was decided is in the event streams, so an acknowledged
+      // command is removed (it held every command ever sent, message texts included).
+      trimAcknowledged: true,
       ...(o.consumer ?? {}),
       log: o.log,
     });

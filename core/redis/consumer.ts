@@ -5,6 +5,9 @@ import { createLogger, type Logger } from "../logger.js";
 import { backoffMs, reclaimAfterMs } from "./backoff.js";
 import { isCluster, type RedisClient } from "./connection.js";
 import { moveToDeadLetters } from "./dead-letters.js";
+import { LuaScript } from "./lua-script.js";
+
+const trimAckedScript = LuaScript.file("trim-acked-1.lua");
 
 /**
  * The consumer-group runtime (issue 2 item 4, DESIGN I4/I5), shaped like centrifugo's redisqueue:
@@ -55,6 +58,12 @@ export interface ConsumerOptions {
   lagIntervalMs?: number;
   /** Where a new group starts on the partition stream: "0" everything, "$" only new entries. Default "0". */
   startFrom?: "0" | "$";
+  /**
+   * Remove what every group of the stream has acknowledged, at the lag's cadence (a queue such as
+   * the command streams: nothing else reads them). Never for a log that is the truth (the partition
+   * logs: the archiver trims those once archived). Default false. See trim-acked-1.lua.
+   */
+  trimAcknowledged?: boolean;
   log?: Logger;
 }
 
@@ -109,6 +118,7 @@ export class StreamConsumer {
       scanIntervalMs: o.scanIntervalMs ?? Math.min(10_000, Math.max(reclaimIntervalMs, Math.floor((o.claimIdleMs ?? 30_000) / 4))),
       lagIntervalMs: o.lagIntervalMs ?? 2000,
       startFrom: o.startFrom ?? "0",
+      trimAcknowledged: o.trimAcknowledged ?? false,
       log: (o.log ?? createLogger("silent")).child({ group: o.group, consumer: o.consumer }),
     };
   }
@@ -203,6 +213,7 @@ export class StreamConsumer {
           }
           if (Date.now() >= nextLag) {
             await this.updateLag(p, [stream, redrive]);
+            if (this.o.trimAcknowledged) await this.trimAcknowledged([stream, redrive]);
             nextLag = Date.now() + this.o.lagIntervalMs;
           }
           const block = Math.max(1, Math.min(this.o.blockMs, nextReclaim - Date.now()));
@@ -424,6 +435,13 @@ export class StreamConsumer {
         await this.o.redis.call("XGROUP", "DELCONSUMER", s, this.o.group, name);
         this.o.log.info({ stream: s, forgotten: name }, "removed an idle consumer with nothing pending");
       }
+    }
+  }
+
+  private async trimAcknowledged(streams: string[]): Promise<void> {
+    for (const s of streams) {
+      const removed = Number(await trimAckedScript.run(this.o.redis, [s], []));
+      if (removed > 0) this.o.log.debug({ stream: s, removed }, "trimmed acknowledged entries");
     }
   }
 
