@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compareOffsets } from "../../core/envelope.js";
 import { LuaScript } from "../../core/redis/lua-script.js";
 import { StreamConsumer } from "../../core/redis/consumer.js";
 import { REDIS_MODES, testRedis, type TestRedis } from "../support/redis.js";
@@ -20,11 +21,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("ack" as const), group: fc.integer({ min: 0, max: 1 }), pick: fc.array(fc.nat(), { maxLength: 4 }) }),
 );
 
-const cmp = (a: string, b: string): number => {
-  const [am, as] = a.split("-").map(Number) as [number, number];
-  const [bm, bs] = b.split("-").map(Number) as [number, number];
-  return am - bm || as - bs;
-};
+const cmp = compareOffsets;
 
 describe.each(REDIS_MODES)("trim-acked-1.lua (%s)", (mode) => {
   let r: TestRedis;
