@@ -69,6 +69,16 @@ describe.each(REDIS_MODES)("dedupe TTL per append (%s)", (mode) => {
     expect(await r.client.xlen(streamKeys(X, PARTITIONS).stream)).toBe(1);
   });
 
+  it("with IDEM_TTL 0 (remember forever) an append's own TTL still applies, and the others keep no expiry", async () => {
+    const forever = createRedisEventStore(r.client, { partitions: PARTITIONS, idemTtlMs: 0, groupCommit: { maxInFlight: 1 } });
+    const [X, Y] = [convIn(2), convIn(2)] as [StreamRef, StreamRef];
+    await Promise.all([forever.append(X, 0, [ev("x")], "kept"), forever.append(Y, 0, [ev("y")], "short", { dedupeTtlMs: 5_000 })]);
+    expect(await r.client.pttl(idemOf(X, "kept"))).toBe(-1);
+    const short = await r.client.pttl(idemOf(Y, "short"));
+    expect(short).toBeGreaterThan(0);
+    expect(short).toBeLessThanOrEqual(5_000);
+  });
+
   it("refuses a TTL that is not a whole number of ms ≥ 1, and appends nothing", async () => {
     const X = convIn(3);
     for (const bad of [0, -5, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
