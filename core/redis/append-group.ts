@@ -140,8 +140,9 @@ export function encodeGroupCall(parts: GroupFrameParts, appends: readonly GroupA
     for (const a of appends) {
       out.int(gOf[a.partition] as number).int(a.expectedVersion).string(a.prevHash);
       // The call's own TTL is encoded once (the common case); another is printed for this append.
-      if (a.idemTtlMs === undefined || ttlOf(parts.ttlMs, a) === parts.ttlMs) out.encoded(parts.ttl);
-      else out.int(ttlOf(parts.ttlMs, a));
+      const ttl = ttlOf(parts.ttlMs, a);
+      if (ttl === parts.ttlMs) out.encoded(parts.ttl);
+      else out.int(ttl);
       out.int(a.events.length);
       for (const e of a.events) out.bytes(e.bytes).string(e.hash);
     }
