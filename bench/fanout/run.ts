@@ -133,6 +133,9 @@ if (TRACE_DIR) {
 const EXTRA_NODE_ARGS = [
   ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0),
   ...(TRACE_DIR ? ["--import", here("./trace.mjs")] : []),
+  // SIGUSR2 → a full, memory-reducing GC (the idle-connection sample); inert until signalled.
+  "--import",
+  here("./gc-on-signal.mjs"),
 ];
 
 async function startServer(name: ServerName): Promise<{ server: SpawnedServer; cleanup: () => void }> {
@@ -152,7 +155,10 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   // opens an embedded PGlite in its own process (hundreds of MB of heap next to the fan-out).
   const env = { ...deployment.env, DATA_DIR: own.dataDir, ...(process.env.BENCH_DATABASE_URL ? { DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}) };
   // --profile-dir: a V8 CPU profile of Tributary's edge, written when it stops (where the time goes).
-  const nodeArgs = [...EXTRA_NODE_ARGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])];
+  const nodeArgs = [
+    ...EXTRA_NODE_ARGS,
+    ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+  ];
   const ab = name === "tributary-sio-ab" || name === "tributary-sse-ab";
   if (ab && !AB_BIN) throw new Error(`${name} needs BENCH_AB_CHECKOUT (another checkout of the repository)`);
   const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000, unnice: NICE_LOAD, ...(ab && AB_BIN ? { bin: AB_BIN } : {}) });
@@ -424,7 +430,54 @@ async function measureLayout(server: ServerName, appender: Appender, ids: string
  * process would also count start-up garbage collected in between (Tributary's edge opens PGlite,
  * whose start-up churn alone moves RSS by more than 10,000 × 5 KB).
  */
-async function idleRss(server: ServerName, ids: string[], token: string, n: number, conversations: number): Promise<{ perConnection: number | null; connected: number; before: number; after: number }> {
+/** V8 heap and external memory of a Tributary edge, from its own `/metrics` (undefined elsewhere). */
+interface HeapFigures {
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+}
+async function heapFigures(server: ServerName, url: string): Promise<HeapFigures | undefined> {
+  if (!server.startsWith("tributary")) return undefined;
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const get = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? NaN);
+    return { heapTotal: get("nodejs_heap_size_total_bytes"), heapUsed: get("nodejs_heap_size_used_bytes"), external: get("nodejs_external_memory_bytes") };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Full GCs in a server (gc-on-signal.mjs), then a moment for V8 and malloc to give back what they freed. */
+async function collectGarbage(pid: number): Promise<void> {
+  process.kill(pid, "SIGUSR2");
+  await new Promise((res) => setTimeout(res, 3000));
+}
+
+/**
+ * How long both idle samples wait after their connects before RSS is read. The same for both, and
+ * past V8's memory reducer (it compacts the heap some 8 s after allocation falls off): a connect
+ * burst leaves handshake garbage promoted to old space, interleaved with the live sessions, that
+ * only that compaction gives back. With 3 s after the burst against 10 s before it, whether the
+ * reducer had run yet decided the figure (1.8 to 6.8 KB per connection for the same build).
+ */
+const IDLE_SETTLE_MS = 15_000;
+
+async function idleRss(
+  server: ServerName,
+  ids: string[],
+  token: string,
+  n: number,
+  conversations: number,
+): Promise<{
+  perConnection: number | null;
+  connected: number;
+  before: number;
+  after: number;
+  rawBefore: number;
+  rawAfter: number;
+  heapBefore?: HeapFigures;
+  heapAfter?: HeapFigures;
+}> {
   const { server: proc, cleanup } = await startServer(server);
   const warm = new ClientPool();
   const main = new ClientPool();
@@ -463,13 +516,30 @@ async function idleRss(server: ServerName, ids: string[], token: string, n: numb
     const spec = { kind: k.kind, baseUrl: proc.url, connectConcurrency: 128, ...(k.path ? { pathTemplate: k.path } : {}) };
     const first = Math.max(1, Math.round(n / 10));
     await warm.start({ ...spec, clients: defs(first, 0) }, 1);
-    await settle(10_000);
+    await settle(IDLE_SETTLE_MS);
+    const rawBefore = await rss();
+    await collectGarbage(proc.pid);
     const before = await stableRss();
+    const heapBefore = await heapFigures(server, proc.url);
     const r = await main.start({ ...spec, clients: defs(n - first, first) }, WORKERS);
-    await settle(3000);
+    await settle(IDLE_SETTLE_MS);
+    const rawAfter = await rss();
+    await collectGarbage(proc.pid);
     const after = await stableRss();
-    say(`${server}: ${first} + ${r.connected} idle connections, RSS ${(before / 1048576).toFixed(0)} → ${(after / 1048576).toFixed(0)} MB`);
-    return { perConnection: r.connected > 0 ? (after - before) / r.connected : null, connected: first + r.connected, before, after };
+    const heapAfter = await heapFigures(server, proc.url);
+    const mb = (x: number): string => (x / 1048576).toFixed(0);
+    const heap = heapBefore && heapAfter ? `; V8 heap total ${mb(heapBefore.heapTotal)} → ${mb(heapAfter.heapTotal)} MB, used ${mb(heapBefore.heapUsed)} → ${mb(heapAfter.heapUsed)} MB, external ${mb(heapBefore.external)} → ${mb(heapAfter.external)} MB` : "";
+    say(`${server}: ${first} + ${r.connected} idle connections, RSS after a full GC ${mb(before)} → ${mb(after)} MB (without it ${mb(rawBefore)} → ${mb(rawAfter)} MB)${heap}`);
+    return {
+      perConnection: r.connected > 0 ? (after - before) / r.connected : null,
+      connected: first + r.connected,
+      before,
+      after,
+      rawBefore,
+      rawAfter,
+      ...(heapBefore ? { heapBefore } : {}),
+      ...(heapAfter ? { heapAfter } : {}),
+    };
   } finally {
     await main.stop();
     await warm.stop();
@@ -557,8 +627,11 @@ async function main(): Promise<void> {
     lines.push(`| ${r.server} | ${r.layout} | ${atLeast}${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.firstFailed?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms${s.pass ? "" : `, others ${s.others.toFixed(2)}`}`).join("; ")} |`);
   }
   if (Object.keys(idle).length > 0) {
-    lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection |", "|---|---:|---:|---:|---:|");
-    for (const [s, v] of Object.entries(idle)) lines.push(`| ${s} | ${v.connected} | ${(v.before / 1048576).toFixed(0)} | ${(v.after / 1048576).toFixed(0)} | ${v.perConnection === null ? "–" : (v.perConnection / 1024).toFixed(1)} |`);
+    lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection | without the GC: before → after MB |", "|---|---:|---:|---:|---:|---|");
+    const mb = (x: number): string => (x / 1048576).toFixed(0);
+    for (const [s, v] of Object.entries(idle)) {
+      lines.push(`| ${s} | ${v.connected} | ${mb(v.before)} | ${mb(v.after)} | ${v.perConnection === null ? "–" : (v.perConnection / 1024).toFixed(1)} | ${mb(v.rawBefore)} → ${mb(v.rawAfter)} |`);
+    }
   }
   writeFileSync(join(OUT, "fanout.md"), lines.join("\n") + "\n");
   writeFileSync(join(OUT, "fanout.json"), JSON.stringify({ report, results, idle }, null, 2) + "\n");
