@@ -133,7 +133,7 @@ if (TRACE_DIR) {
 const EXTRA_NODE_ARGS = [
   ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0),
   ...(TRACE_DIR ? ["--import", here("./trace.mjs")] : []),
-  // SIGUSR2 → a full, memory-reducing GC (the idle-connection sample); inert until signalled.
+  // SIGUSR2 → three full GCs (the idle-connection samples); inert until signalled.
   "--import",
   here("./gc-on-signal.mjs"),
 ];
@@ -155,10 +155,7 @@ async function startServer(name: ServerName): Promise<{ server: SpawnedServer; c
   // opens an embedded PGlite in its own process (hundreds of MB of heap next to the fan-out).
   const env = { ...deployment.env, DATA_DIR: own.dataDir, ...(process.env.BENCH_DATABASE_URL ? { DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}) };
   // --profile-dir: a V8 CPU profile of Tributary's edge, written when it stops (where the time goes).
-  const nodeArgs = [
-    ...EXTRA_NODE_ARGS,
-    ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : []),
-  ];
+  const nodeArgs = [...EXTRA_NODE_ARGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])];
   const ab = name === "tributary-sio-ab" || name === "tributary-sse-ab";
   if (ab && !AB_BIN) throw new Error(`${name} needs BENCH_AB_CHECKOUT (another checkout of the repository)`);
   const server = await spawnServer({ role: "edge", env, nodeArgs, timeoutMs: 120_000, unnice: NICE_LOAD, ...(ab && AB_BIN ? { bin: AB_BIN } : {}) });
@@ -423,13 +420,6 @@ async function measureLayout(server: ServerName, appender: Appender, ids: string
   }
 }
 
-/**
- * RSS per idle connection as a slope: a first tenth of the connections (which also pays for lazy
- * start-up work: followers, parsers, JIT) and a settle, then the other nine tenths; the figure is
- * the RSS added by the second batch divided by its size. A before/after difference from a fresh
- * process would also count start-up garbage collected in between (Tributary's edge opens PGlite,
- * whose start-up churn alone moves RSS by more than 10,000 × 5 KB).
- */
 /** V8 heap and external memory of a Tributary edge, from its own `/metrics` (undefined elsewhere). */
 interface HeapFigures {
   heapTotal: number;
@@ -462,6 +452,14 @@ async function collectGarbage(pid: number): Promise<void> {
  */
 const IDLE_SETTLE_MS = 15_000;
 
+/**
+ * RSS per idle connection as a slope: a first tenth of the connections (which also pays for lazy
+ * start-up work: followers, parsers, JIT) and a settle, then the other nine tenths; the figure is
+ * the RSS added by the second batch divided by its size. A before/after difference from a fresh
+ * process would also count start-up garbage collected in between (Tributary's edge opens PGlite,
+ * whose start-up churn alone moves RSS by more than 10,000 × 5 KB). Both samples are read after
+ * full GCs in the server (collectGarbage), so the slope is what the connections keep.
+ */
 async function idleRss(
   server: ServerName,
   ids: string[],
