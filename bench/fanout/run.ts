@@ -437,11 +437,25 @@ async function heapFigures(server: ServerName, url: string): Promise<HeapFigures
   }
 }
 
-/** Full GCs in a server (gc-on-signal.mjs), then a moment for V8 and malloc to give back what they freed. */
-async function collectGarbage(pid: number): Promise<void> {
-  process.kill(pid, "SIGUSR2");
-  await new Promise((res) => setTimeout(res, 3000));
+/** Full GCs in a server (gc-on-signal.mjs): resolves when the server reports them done (at most 30 s). */
+async function collectGarbage(proc: SpawnedServer): Promise<void> {
+  const done = `gc ${proc.pid} done`;
+  await new Promise<void>((res) => {
+    const timer = setTimeout(finish, 30_000);
+    function finish(): void {
+      clearTimeout(timer);
+      proc.child.stderr?.off("data", onData);
+      res();
+    }
+    function onData(chunk: Buffer): void {
+      if (chunk.toString().includes(done)) finish();
+    }
+    proc.child.stderr?.on("data", onData);
+    process.kill(proc.pid, "SIGUSR2");
+  });
 }
+
+const mb = (bytes: number): string => (bytes / 1048576).toFixed(0);
 
 /**
  * How long both idle samples wait after their connects before RSS is read. The same for both, and
@@ -469,6 +483,8 @@ async function idleRss(
 ): Promise<{
   perConnection: number | null;
   connected: number;
+  /** Connections the slope is over (all but the first tenth). */
+  added: number;
   before: number;
   after: number;
   rawBefore: number;
@@ -516,21 +532,21 @@ async function idleRss(
     await warm.start({ ...spec, clients: defs(first, 0) }, 1);
     await settle(IDLE_SETTLE_MS);
     const rawBefore = await rss();
-    await collectGarbage(proc.pid);
+    await collectGarbage(proc);
     const before = await stableRss();
     const heapBefore = await heapFigures(server, proc.url);
     const r = await main.start({ ...spec, clients: defs(n - first, first) }, WORKERS);
     await settle(IDLE_SETTLE_MS);
     const rawAfter = await rss();
-    await collectGarbage(proc.pid);
+    await collectGarbage(proc);
     const after = await stableRss();
     const heapAfter = await heapFigures(server, proc.url);
-    const mb = (x: number): string => (x / 1048576).toFixed(0);
     const heap = heapBefore && heapAfter ? `; V8 heap total ${mb(heapBefore.heapTotal)} → ${mb(heapAfter.heapTotal)} MB, used ${mb(heapBefore.heapUsed)} → ${mb(heapAfter.heapUsed)} MB, external ${mb(heapBefore.external)} → ${mb(heapAfter.external)} MB` : "";
     say(`${server}: ${first} + ${r.connected} idle connections, RSS after a full GC ${mb(before)} → ${mb(after)} MB (without it ${mb(rawBefore)} → ${mb(rawAfter)} MB)${heap}`);
     return {
       perConnection: r.connected > 0 ? (after - before) / r.connected : null,
       connected: first + r.connected,
+      added: r.connected,
       before,
       after,
       rawBefore,
@@ -625,10 +641,11 @@ async function main(): Promise<void> {
     lines.push(`| ${r.server} | ${r.layout} | ${atLeast}${r.maxSustained?.toLocaleString("en-US") ?? "–"} | ${r.firstFailed?.toLocaleString("en-US") ?? "–"} | ${r.steps.map((s) => `${s.rate} (${s.achieved}): ${(100 * s.arrived).toFixed(2)} %, ${s.p99 ?? "–"} ms${s.pass ? "" : `, others ${s.others.toFixed(2)}`}`).join("; ")} |`);
   }
   if (Object.keys(idle).length > 0) {
-    lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection | without the GC: before → after MB |", "|---|---:|---:|---:|---:|---|");
-    const mb = (x: number): string => (x / 1048576).toFixed(0);
+    lines.push("", "### Idle connections", "", "| server | connected | RSS before MB | RSS after MB | KB per connection | V8 heap used, KB per connection | without the GC: before → after MB |", "|---|---:|---:|---:|---:|---:|---|");
     for (const [s, v] of Object.entries(idle)) {
-      lines.push(`| ${s} | ${v.connected} | ${mb(v.before)} | ${mb(v.after)} | ${v.perConnection === null ? "–" : (v.perConnection / 1024).toFixed(1)} | ${mb(v.rawBefore)} → ${mb(v.rawAfter)} |`);
+      // The heap slope is the steadier figure: RSS also moves with malloc and V8's page release.
+      const heap = v.heapBefore && v.heapAfter && v.added > 0 ? ((v.heapAfter.heapUsed - v.heapBefore.heapUsed) / v.added / 1024).toFixed(1) : "–";
+      lines.push(`| ${s} | ${v.connected} | ${mb(v.before)} | ${mb(v.after)} | ${v.perConnection === null ? "–" : (v.perConnection / 1024).toFixed(1)} | ${heap} | ${mb(v.rawBefore)} → ${mb(v.rawAfter)} |`);
     }
   }
   writeFileSync(join(OUT, "fanout.md"), lines.join("\n") + "\n");
